@@ -1,0 +1,56 @@
+"""Helpers shared by the CLI commands: error handling and output formats."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any
+
+import typer
+
+from client.errors import FedcareError
+
+USER_ERROR_EXIT = 2
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a :class:`FedcareError` into a one-line message and exit status 2."""
+    try:
+        yield
+    except FedcareError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(USER_ERROR_EXIT) from None
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def emit(payload: dict[str, Any], fmt: OutputFormat, text: Callable[[], None]) -> None:
+    """Print ``payload`` as JSON, or call ``text`` to print it for humans."""
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=_jsonable))
+    else:
+        text()
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

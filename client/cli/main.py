@@ -1,0 +1,26 @@
+"""The ``fedcare`` console command: one Typer app, one module per sub-command."""
+
+from __future__ import annotations
+
+import typer
+
+from client.cli import budget, evaluate, train, validate_data
+from simulation.cli import cohort
+
+app = typer.Typer(
+    name="fedcare",
+    help="Privacy-preserving federated learning for hospitals.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("validate-data")(validate_data.command)
+app.command("train")(train.command)
+app.command("evaluate")(evaluate.command)
+app.command("budget")(budget.command)
+app.command("cohort")(cohort.command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,39 @@
+"""Exception types of the hospital side.
+
+Every error a user can cause derives from :class:`FedcareError`; the CLI prints
+its message and exits with status 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class FedcareError(Exception):
+    """Base class of all user-facing fedcare errors."""
+
+
+class DataError(FedcareError, ValueError):
+    """Input data is missing, malformed or inconsistent.
+
+    The message names the file, the row or record, the column or field, what was
+    found and what was expected.
+    """
+
+
+class ConfigError(FedcareError, ValueError):
+    """A configuration value is invalid."""
+
+
+class PrivacyError(FedcareError):
+    """Base class of privacy-accounting errors."""
+
+
+class BudgetExceededError(PrivacyError):
+    """Training would take the hospital past its privacy budget."""
+
+
+class LedgerError(PrivacyError):
+    """The privacy ledger is unreadable, edited or inconsistent."""
+
+
+class ModelError(FedcareError):
+    """A model name, model directory or weight file is invalid."""
