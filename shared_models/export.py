@@ -1,0 +1,134 @@
+"""The exported-model format: a directory with weights and a JSON card.
+
+```
+MODEL_DIR/
+  weights.safetensors   the state_dict (nn.LSTM parameter names), float32
+  card.json             model name and arguments, task, input spec,
+                        normalisation statistics, threshold, training data
+                        summary, privacy spent, metrics, weights' sha256
+```
+Written into a temporary sibling directory and renamed into place, so a crash
+never leaves a half-written model. Every later stage (federation checkpoints,
+``fedcare evaluate``, serving) reads this format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from shared_models.errors import ModelError
+from shared_models.registry import create_model, get_spec
+
+CARD = "card.json"
+WEIGHTS = "weights.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """Everything needed to rebuild, feed and judge an exported model."""
+
+    model: str
+    model_config: dict[str, Any]
+    task: str
+    input_spec: dict[str, Any]
+    normalisation: dict[str, Any] = field(default_factory=dict)
+    threshold: float | None = None
+    classes: list[str] | None = None
+    training_data: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    format_version: int = FORMAT_VERSION
+    weights_sha256: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: Path) -> ModelCard:
+        known = set(cls.__dataclass_fields__)
+        missing = {"model", "model_config", "task", "input_spec"} - set(data)
+        if missing:
+            raise ModelError(f"{source}: card lacks required keys {sorted(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def state_dict_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU float tensors, as safetensors stores them."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def weights_hash(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_model_dir(path: str | os.PathLike[str], model: nn.Module, card: ModelCard) -> Path:
+    """Write ``model`` and ``card`` to ``path`` atomically (replacing it if present)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    state = state_dict_of(model)
+    card.weights_sha256 = weights_hash(state)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        save_file(state, str(tmp / WEIGHTS), metadata={"model": card.model})
+        (tmp / CARD).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+        old = target.with_name(f".{target.name}.old")
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def read_card(path: str | os.PathLike[str]) -> ModelCard:
+    directory = Path(path)
+    card_path = directory / CARD
+    if not card_path.is_file():
+        raise ModelError(
+            f"{directory} is not a fedcare model directory: {CARD} not found "
+            f"(expected {CARD} and {WEIGHTS}, as written by `fedcare train --out`)"
+        )
+    try:
+        data = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{card_path}: not valid JSON ({exc})") from None
+    return ModelCard.from_dict(data, card_path)
+
+
+def load_model_dir(
+    path: str | os.PathLike[str], *, dp: bool = False
+) -> tuple[nn.Module, ModelCard]:
+    """Rebuild the model of ``path`` (plain ``nn.LSTM`` unless ``dp``) and its card."""
+    directory = Path(path)
+    card = read_card(directory)
+    get_spec(card.model)  # unknown name -> error listing the known ones
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"{directory}: {WEIGHTS} not found")
+    state = load_file(str(weights))
+    if card.weights_sha256 and weights_hash(state) != card.weights_sha256:
+        raise ModelError(f"{weights}: sha256 does not match {CARD}; the file was altered")
+    model = create_model(card.model, **card.model_config, dp=dp)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"{weights}: weights do not fit model {card.model}: {exc}") from None
+    return model, card

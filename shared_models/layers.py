@@ -1,0 +1,118 @@
+"""An LSTM whose parameters all live in ``nn.Linear`` modules.
+
+Opacus computes exact per-sample gradients for ``nn.Linear`` (also when a layer
+is applied several times in one forward pass), but not for ``nn.LSTM``. This
+layer computes the same function as ``nn.LSTM(batch_first=True)``:
+
+* the input projection of every time step is one ``Linear`` on the whole
+  sequence (``(B, T, F)`` at once, one per-sample-gradient einsum);
+* the recurrent projection is a ``Linear`` applied once per time step.
+
+Its ``state_dict`` uses ``nn.LSTM``'s parameter names (``weight_ih_l0``, ...),
+so weights move freely between a DP-trained copy of a model and a plain copy
+that uses the fast cuDNN/oneDNN ``nn.LSTM``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch import nn
+
+_LINEAR_KEY = re.compile(r"^(?P<prefix>.*)cells\.(?P<layer>\d+)\.(?P<kind>ih|hh)\.(?P<p>weight|bias)$")
+_LSTM_KEY = re.compile(r"^(?P<prefix>.*)(?P<p>weight|bias)_(?P<kind>ih|hh)_l(?P<layer>\d+)$")
+
+
+class _Cell(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.ih = nn.Linear(input_size, 4 * hidden_size)
+        self.hh = nn.Linear(hidden_size, 4 * hidden_size)
+
+
+class LinearLSTM(nn.Module):
+    """Multi-layer LSTM, batch first, built from ``nn.Linear`` (see module doc)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cells = nn.ModuleList(
+            _Cell(input_size if k == 0 else hidden_size, hidden_size)
+            for k in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.reset_parameters()
+        self._register_state_dict_hook(_to_lstm_names)
+        self._register_load_state_dict_pre_hook(_from_lstm_names)
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(H), 1/sqrt(H)), the same initialisation as nn.LSTM."""
+        bound = self.hidden_size**-0.5
+        for param in self.parameters():
+            nn.init.uniform_(param, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Return ``(outputs (B, T, H), (h_n, c_n) each (L, B, H))`` like nn.LSTM."""
+        batch, steps, _ = x.shape
+        h_last, c_last = [], []
+        layer_input = x
+        for k, cell in enumerate(self.cells):
+            if k > 0:
+                layer_input = self.dropout(layer_input)
+            projected = cell.ih(layer_input)  # (B, T, 4H)
+            h = x.new_zeros(batch, self.hidden_size)
+            c = x.new_zeros(batch, self.hidden_size)
+            outputs = []
+            for t in range(steps):
+                gates = projected[:, t] + cell.hh(h)
+                i, f, g, o = gates.chunk(4, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outputs.append(h)
+            layer_input = torch.stack(outputs, dim=1)
+            h_last.append(h)
+            c_last.append(c)
+        return layer_input, (torch.stack(h_last), torch.stack(c_last))
+
+
+def _to_lstm_names(module: nn.Module, state: dict[str, Any], prefix: str, local: Any) -> OrderedDict:
+    renamed: OrderedDict[str, Any] = OrderedDict()
+    for key, value in state.items():
+        match = _LINEAR_KEY.match(key)
+        if match and match["prefix"] == prefix:
+            key = f"{prefix}{match['p']}_{match['kind']}_l{match['layer']}"
+        renamed[key] = value
+    state.clear()
+    state.update(renamed)
+    return state
+
+
+def _from_lstm_names(state: dict[str, Any], prefix: str, *args: Any) -> None:
+    for key in list(state):
+        match = _LSTM_KEY.match(key)
+        if match and match["prefix"] == prefix:
+            new = f"{prefix}cells.{match['layer']}.{match['kind']}.{match['p']}"
+            state[new] = state.pop(key)
+
+
+def make_lstm(
+    input_size: int, hidden_size: int, num_layers: int, dropout: float, dp: bool
+) -> nn.Module:
+    """The DP-compatible ``LinearLSTM`` when ``dp``, else the fast ``nn.LSTM``.
+
+    Both have the same parameter names and compute the same function.
+    """
+    if dp:
+        return LinearLSTM(input_size, hidden_size, num_layers, dropout)
+    return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)

@@ -1,0 +1,106 @@
+"""Metrics of the four model tasks, shared by hospitals and the aggregator.
+
+A metric that is undefined on the data (AUROC with one class present) is
+``None``, never a made-up number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def _ranked(y_true: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
+    if len(np.unique(y_true)) < 2:
+        return {"auroc": None, "auprc": None}
+    return {
+        "auroc": float(skm.roc_auc_score(y_true, score)),
+        "auprc": float(skm.average_precision_score(y_true, score)),
+    }
+
+
+def _at_threshold(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    p, r, f1, _ = skm.precision_recall_fscore_support(
+        y_true, y_pred, average="binary", zero_division=0
+    )
+    return {
+        "f1": float(f1),
+        "precision": float(p),
+        "recall": float(r),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+    }
+
+
+def binary_metrics(
+    y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5
+) -> dict[str, float | int | None]:
+    """AUROC, AUPRC, and F1/precision/recall/accuracy at ``score >= threshold``."""
+    y_true = np.asarray(y_true).astype(int)
+    score = np.asarray(score, dtype=float)
+    out: dict[str, float | int | None] = {"n": int(len(y_true))}
+    out["positives"] = int(y_true.sum())
+    out.update(_ranked(y_true, score))
+    out.update(_at_threshold(y_true, (score >= threshold).astype(int)))
+    return out
+
+
+def multiclass_metrics(
+    y_true: np.ndarray, proba: np.ndarray, class_names: list[str]
+) -> dict[str, object]:
+    """Accuracy, macro F1, one-vs-rest macro AUROC over present classes, recalls."""
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = np.asarray(proba).argmax(axis=1)
+    labels = list(range(len(class_names)))
+    recall = skm.recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    present = [k for k in labels if (y_true == k).any()]
+    aurocs = [
+        skm.roc_auc_score(y_true == k, proba[:, k])
+        for k in present
+        if 0 < (y_true == k).sum() < len(y_true)
+    ]
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "macro_f1": float(
+            skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        ),
+        "macro_auroc": float(np.mean(aurocs)) if aurocs else None,
+        "recall_per_class": {class_names[k]: float(recall[k]) for k in labels},
+        "support_per_class": {class_names[k]: int((y_true == k).sum()) for k in labels},
+    }
+
+
+def regression_metrics(y_true_days: np.ndarray, pred_days: np.ndarray) -> dict[str, float]:
+    """MAE and RMSE in days."""
+    err = np.asarray(pred_days, dtype=float) - np.asarray(y_true_days, dtype=float)
+    return {
+        "n": int(len(err)),
+        "mae_days": float(np.abs(err).mean()),
+        "rmse_days": float(np.sqrt((err**2).mean())),
+    }
+
+
+def calibrate_threshold(normal_scores: np.ndarray, percentile: float) -> float:
+    """The ``percentile`` of anomaly scores on normal validation data."""
+    scores = np.asarray(normal_scores, dtype=float)
+    if scores.size == 0:
+        raise ValueError("cannot calibrate a threshold on zero normal examples")
+    if not 0 < percentile < 100:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    return float(np.percentile(scores, percentile))
+
+
+def anomaly_metrics(
+    y_true: np.ndarray | None, scores: np.ndarray, threshold: float
+) -> dict[str, float | int | None]:
+    """AUROC/AUPRC of the score and F1/precision/recall at the calibrated threshold."""
+    scores = np.asarray(scores, dtype=float)
+    out: dict[str, float | int | None] = {
+        "n": int(len(scores)),
+        "threshold": float(threshold),
+        "flagged_fraction": float((scores >= threshold).mean()) if len(scores) else 0.0,
+        "mean_score": float(scores.mean()) if len(scores) else None,
+    }
+    if y_true is not None:
+        out.update(binary_metrics(y_true, scores, threshold))
+    return out
