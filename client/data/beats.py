@@ -1,0 +1,184 @@
+"""Loading heartbeats: WFDB records (one per patient) or a beats CSV file."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from client.data._io import read_table, require_columns
+from client.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
+from client.data.beats_wfdb import load_record_beats, record_paths
+from client.data.types import BeatSet
+from client.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+MIN_CSV_SAMPLES = 8
+_BINARY_LABELS = {"0": "N", "1": "V", "0.0": "N", "1.0": "V"}
+
+
+def load_beats(
+    path: str | Path,
+    *,
+    lead: str = "MLII",
+    beat_length: int = 90,
+    window_s: tuple[float, float] = (0.25, 0.47),
+    annotation_extension: str = "atr",
+) -> BeatSet:
+    """Load annotated beats from WFDB records or a beats CSV (see module doc)."""
+    if beat_length < 2:
+        raise DataError(f"beat_length must be at least 2, got {beat_length}")
+    if window_s[0] < 0 or window_s[1] <= 0:
+        raise DataError(
+            f"window_s must be (seconds before >= 0, seconds after > 0), got {window_s}"
+        )
+    path = Path(path)
+    csvs = _csv_files(path)
+    if csvs:
+        return _concat([load_beats_csv(p, beat_length=beat_length) for p in csvs])
+    return _load_wfdb(path, lead, beat_length, window_s, annotation_extension)
+
+
+def _csv_files(path: Path) -> list[Path]:
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return [path]
+    if path.is_dir() and not any(path.glob("*.hea")):
+        return sorted(path.glob("*.csv"))
+    return []
+
+
+def _load_wfdb(
+    path: Path,
+    lead: str,
+    beat_length: int,
+    window_s: tuple[float, float],
+    extension: str,
+) -> BeatSet:
+    beats, symbols, patients, per_record = [], [], [], {}
+    for rec in record_paths(path):
+        b, s, summary = load_record_beats(rec, lead, beat_length, window_s, extension)
+        beats.append(b)
+        symbols.append(s)
+        patients.append(np.full(len(s), rec.name, dtype=object))
+        per_record[rec.name] = summary
+    sym = np.concatenate(symbols)
+    if len(sym) == 0:
+        raise DataError(
+            f"{path}: no usable beats in records {list(per_record)}; expected beat "
+            f"annotations (MIT-BIH symbols {sorted(SYMBOL_TO_AAMI)}) in "
+            f"*.{extension} files, with a full window inside the record"
+        )
+    unknown: Counter[str] = Counter()
+    for summary in per_record.values():
+        unknown.update(summary["skipped_unknown_symbol"])
+    source = {
+        "format": "wfdb",
+        "path": str(path),
+        "records": list(per_record),
+        "files": [f"{r}.hea" for r in per_record],
+        "lead": lead,
+        "beat_length": beat_length,
+        "window_s": list(window_s),
+        "sampling_rate": {r: s["sampling_rate"] for r, s in per_record.items()},
+        "per_record": per_record,
+        "skipped": {
+            "edge": sum(s["skipped_edge"] for s in per_record.values()),
+            "non_beat": sum(s["skipped_non_beat"] for s in per_record.values()),
+            "unknown_symbol": dict(unknown),
+            "invalid_samples": sum(
+                s["skipped_invalid_samples"] for s in per_record.values()
+            ),
+        },
+    }
+    return BeatSet(
+        beats=np.concatenate(beats).astype(np.float32),
+        aami=np.array([SYMBOL_TO_AAMI[s] for s in sym], dtype=np.int64),
+        symbols=sym,
+        patient=np.concatenate(patients),
+        source=source,
+    )
+
+
+def _csv_label(raw: Any, row: int, file: str) -> tuple[str, int]:
+    text = "" if pd.isna(raw) else str(raw).strip()
+    symbol = _BINARY_LABELS.get(text, text)
+    if symbol not in SYMBOL_TO_AAMI:
+        raise DataError(
+            f"{file} row {row}, column 'label': found {raw!r}; expected an AAMI "
+            f"class {list(AAMI_CLASSES)}, a MIT-BIH beat symbol "
+            f"{sorted(SYMBOL_TO_AAMI)}, or 0/1 meaning N/V"
+        )
+    return text, SYMBOL_TO_AAMI[symbol]
+
+
+def load_beats_csv(path: Path, *, beat_length: int = 90) -> BeatSet:
+    """Beats CSV: ``patient_id``, ``label``, then >= 8 sample columns (mV)."""
+    file = path.name
+    frame = read_table(path, dtype={"patient_id": str, "label": str})
+    require_columns(frame, ["patient_id", "label"], file)
+    sample_cols = [c for c in frame.columns if c not in ("patient_id", "label")]
+    if len(sample_cols) < MIN_CSV_SAMPLES:
+        raise DataError(
+            f"{file}: found {len(sample_cols)} sample column(s) after patient_id "
+            f"and label; expected at least {MIN_CSV_SAMPLES}"
+        )
+    samples = _sample_matrix(frame[sample_cols], file)
+    ids = frame["patient_id"]
+    if ids.isna().any():
+        row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2
+        raise DataError(f"{file} row {row}, column 'patient_id': the id is empty")
+    labels = [_csv_label(v, i + 2, file) for i, v in enumerate(frame["label"])]
+    k = samples.shape[1]
+    positions = np.arange(beat_length) * k / beat_length
+    beats = np.stack([np.interp(positions, np.arange(k), row) for row in samples])
+    symbols = np.array([t for t, _ in labels], dtype=object)
+    return BeatSet(
+        beats=beats.astype(np.float32),
+        aami=np.array([a for _, a in labels], dtype=np.int64),
+        symbols=symbols,
+        patient=ids.str.strip().to_numpy(dtype=object),
+        source={
+            "format": "beats-csv",
+            "path": str(path),
+            "files": [file],
+            "samples_per_beat": k,
+            "beat_length": beat_length,
+            "skipped": {},
+        },
+    )
+
+
+def _sample_matrix(raw: pd.DataFrame, file: str) -> np.ndarray:
+    values = raw.apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().to_numpy()
+    if bad.any():
+        r, c = (int(i[0]) for i in np.nonzero(bad))
+        found = raw.iat[r, c]
+        what = "an empty cell" if pd.isna(found) else repr(found)
+        raise DataError(
+            f"{file} row {r + 2}, column {raw.columns[c]!r}: expected a number "
+            f"(a sample in mV), found {what}"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def _concat(sets: list[BeatSet]) -> BeatSet:
+    if len(sets) == 1:
+        return sets[0]
+    files = [f for s in sets for f in s.source["files"]]
+    return BeatSet(
+        beats=np.concatenate([s.beats for s in sets]),
+        aami=np.concatenate([s.aami for s in sets]),
+        symbols=np.concatenate([s.symbols for s in sets]),
+        patient=np.concatenate([s.patient for s in sets]),
+        source={
+            **sets[0].source,
+            "files": files,
+            "path": str(Path(sets[0].source["path"]).parent),
+        },
+    )
