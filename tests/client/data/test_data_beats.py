@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BEAT_SYMBOLS, beat_shape
+from fedcare_data_builders import BEAT_SYMBOLS, beat_shape
 
 from client.data import AAMI_CLASSES, SYMBOL_TO_AAMI, load_beats
 from client.errors import DataError

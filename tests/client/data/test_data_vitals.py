@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import vitals_frame
+from fedcare_data_builders import vitals_frame
 
 from client.data import load_vitals
 from client.errors import DataError
