@@ -1,0 +1,85 @@
+"""A hospital's whole local job: prepare data, train, calibrate, test, export.
+
+Used by ``fedcare train`` and by the simulation's local-only baseline. The
+same model directory format comes out either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from client.tasks import Arrays, Prepared, Task, get_task
+from client.training import PrivateRun, TrainConfig, train
+from shared_models import create_model, get_spec
+from shared_models.export import ModelCard, load_model_dir, save_model_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalResult:
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+    card: ModelCard
+    model_dir: Path | None
+
+
+def build_model(task: Task, prepared: Prepared, dp: bool) -> Any:
+    return create_model(task.model, **task.model_config(prepared), dp=dp)
+
+
+def make_card(task: Task, model: Any, prepared: Prepared, threshold: float | None,
+              privacy: dict[str, Any] | None) -> ModelCard:
+    spec = get_spec(task.model)
+    return ModelCard(
+        model=task.model,
+        model_config=dict(model.config),
+        task=task.name,
+        input_spec={**spec.input_spec, "seq_len": model.config["seq_len"],
+                    "n_features": model.config["n_features"]},
+        normalisation=prepared.normalisation,
+        threshold=threshold,
+        classes=task.classes,
+        training_data=prepared.summary,
+        privacy=privacy,
+    )
+
+
+def train_local(
+    task_name: str,
+    data: Path,
+    config: TrainConfig,
+    private: PrivateRun | None,
+    out: Path | None = None,
+) -> LocalResult:
+    """Train ``task_name`` on ``data`` (its own split) and score its test split."""
+    task = get_task(task_name)
+    prepared = task.prepare(data, seed=config.seed)
+    model = build_model(task, prepared, dp=private is not None)
+    fit = task.fit_arrays(prepared)
+    config = TrainConfig(**{**asdict(config), "loss_kwargs": task.loss_kwargs(fit)})
+    training = train(model, fit.x, fit.y, config, private)
+    threshold = task.calibrate(model, prepared)
+    privacy = None
+    if private is not None:
+        privacy = {k: training[k] for k in
+                   ("epsilon_spent", "epsilon_budget", "delta", "noise_multiplier", "sample_rate")}
+        privacy.update(accountant=private.ledger.budget.accountant, run_id=private.run_id,
+                       max_grad_norm=config.max_grad_norm)
+    card = make_card(task, model, prepared, threshold, privacy)
+    metrics = task.score(model, prepared.test, card)
+    card.metrics = {"test": metrics}
+    model_dir = save_model_dir(out, model, card) if out is not None else None
+    return LocalResult(metrics, training, card, model_dir)
+
+
+def evaluate_dir(model_dir: Path, data: Path) -> dict[str, Any]:
+    """Score all of ``data`` (no split) with an exported model."""
+    model, card = load_model_dir(model_dir)
+    task = get_task(card.task)
+    arrays: Arrays = task.prepare_all(data, card)
+    return {"task": card.task, "model": card.model, "examples": len(arrays),
+            "metrics": task.score(model, arrays, card)}

@@ -1,0 +1,94 @@
+"""What a task is: data kind, model, preprocessing, splits and metrics.
+
+A task turns a hospital's files into model-ready arrays (``Arrays``), split by
+patient, with normalisation statistics fitted on the training split only; it
+knows which model to build and how to judge it. ``prepare`` is used for
+training (split), ``prepare_all`` for scoring a whole data set with the
+statistics saved in a model card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from shared_models.export import ModelCard
+
+
+@dataclass
+class Arrays:
+    """Model inputs ``x`` (n, T, C), targets ``y`` and the patient of each example."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    groups: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, mask: np.ndarray) -> Arrays:
+        y = None if self.y is None else self.y[mask]
+        return Arrays(self.x[mask], y, self.groups[mask], dict(self.extra))
+
+
+@dataclass
+class Prepared:
+    train: Arrays
+    val: Arrays
+    test: Arrays
+    normalisation: dict[str, Any]
+    summary: dict[str, Any]
+
+
+class Task:
+    """Base class; concrete tasks live in ``client.tasks.<family>``."""
+
+    name: str = ""
+    data_kind: str = ""  # "ecg" | "signals" | "vitals"
+    model: str = ""
+    kind: str = ""  # binary | multiclass | regression | reconstruction
+    classes: list[str] | None = None
+
+    def prepare(self, path: Path, seed: int = 0) -> Prepared:
+        raise NotImplementedError
+
+    def prepare_all(self, path: Path, card: ModelCard) -> Arrays:
+        raise NotImplementedError
+
+    def model_config(self, prepared: Prepared) -> dict[str, Any]:
+        x = prepared.train.x
+        return {"seq_len": int(x.shape[1]), "n_features": int(x.shape[2])}
+
+    def fit_arrays(self, prepared: Prepared) -> Arrays:
+        """The examples the model is trained on (autoencoders: normal ones only)."""
+        return prepared.train
+
+    def loss_kwargs(self, train: Arrays) -> dict[str, Any]:
+        return {}
+
+    def calibrate(self, model: nn.Module, prepared: Prepared) -> float | None:
+        """The decision threshold saved with the model (autoencoders only)."""
+        return None
+
+    def score(self, model: nn.Module, arrays: Arrays, card: ModelCard) -> dict[str, Any]:
+        from client.training import evaluate
+
+        return evaluate(
+            model, arrays.x, arrays.y, self.kind, threshold=card.threshold, classes=card.classes
+        )
+
+
+def split_arrays(arrays: Arrays, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> tuple[Arrays, Arrays, Arrays]:
+    return arrays.subset(train), arrays.subset(val), arrays.subset(test)
+
+
+def label_counts(y: np.ndarray | None, names: list[str] | None = None) -> dict[str, int]:
+    if y is None:
+        return {}
+    values, counts = np.unique(y, return_counts=True)
+    return {(names[int(v)] if names else str(v)): int(c) for v, c in zip(values, counts)}
