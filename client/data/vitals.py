@@ -61,7 +61,7 @@ def load_vitals(path: str | Path, *, hours: int = 48) -> VitalsSet:
         values[in_window], stay[in_window], hour[in_window], stays, hours
     )
     labels = {
-        c: _stay_label(frame, stay, stays, c, file.name)
+        c: _stay_label(frame, stay, stays, c, file.name, header)
         for c in LABEL_COLUMNS
         if c in frame.columns
     }
@@ -102,8 +102,9 @@ def _feature(frame: pd.DataFrame, col: str, file: str, header: int) -> np.ndarra
 def _hours_since_first(
     raw: pd.Series, stay: pd.Series, file: str, header: int
 ) -> np.ndarray:
-    numeric = pd.to_numeric(raw, errors="coerce")
-    if numeric.notna().all():
+    is_time = pd.api.types.is_datetime64_any_dtype(raw)
+    numeric = pd.to_numeric(raw, errors="coerce") if not is_time else raw.isna()
+    if not is_time and numeric.notna().all():
         hours = numeric.astype(float)
     else:
         times = pd.to_datetime(raw, errors="coerce", format="mixed")
@@ -157,7 +158,12 @@ def _stay_patients(
 
 
 def _stay_label(
-    frame: pd.DataFrame, stay: pd.Series, stays: np.ndarray, col: str, file: str
+    frame: pd.DataFrame,
+    stay: pd.Series,
+    stays: np.ndarray,
+    col: str,
+    file: str,
+    header: int,
 ) -> np.ndarray:
     raw = frame[col]
     values = pd.to_numeric(raw, errors="coerce")
@@ -170,8 +176,8 @@ def _stay_label(
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
-            f"{file}, stay {stay.iloc[pos]!r}, column {col!r}: expected {rule}, "
-            f"found {raw.iloc[pos]!r}"
+            f"{file} row {pos + 1 + header}, stay {stay.iloc[pos]!r}, column "
+            f"{col!r}: expected {rule}, found {raw.iloc[pos]!r}"
         )
     varying = values.groupby(stay).nunique()
     if (varying > 1).any():

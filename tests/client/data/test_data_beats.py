@@ -133,3 +133,10 @@ def test_beats_csv_missing_columns_and_empty(tmp_path, make_csv):
         load_beats(path)
     with pytest.raises(DataError, match=r"empty.csv: the file is empty"):
         load_beats(make_csv(tmp_path / "empty.csv", ""))
+
+
+def test_missing_signal_file_is_a_data_error(tmp_path, make_record):
+    rec = make_record(tmp_path / "ecg", "p1", 360)
+    rec.with_suffix(".dat").unlink()
+    with pytest.raises(DataError, match=r"WFDB record p1 .*could not be read.*p1.dat"):
+        load_beats(rec)

@@ -110,3 +110,11 @@ def test_unreadable_parquet(tmp_path):
     (tmp_path / "vitals.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match=r"vitals.parquet: could not be read"):
         load_vitals(tmp_path)
+
+
+def test_parquet_with_datetime_column(tmp_path):
+    frame = vitals_frame()
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    frame.to_parquet(tmp_path / "vitals.parquet")
+    vit = load_vitals(tmp_path, hours=6)
+    np.testing.assert_allclose(vit.x[0, :, 0], [85, 85, 85, 100, 100, 100])
