@@ -53,6 +53,37 @@ def load_signals(path: str | Path) -> SignalSet:
     path = Path(path)
     files = signal_files(path)
     series = [_load_file(f) for f in files]
+    _check_consistent(files, series)
+    names = [f.stem for f in files]
+    train_end = {n: s.train_end for n, s in zip(names, series, strict=True)}
+    return SignalSet(
+        values=np.concatenate([s.values for s in series]).astype(np.float32),
+        is_anomaly=(
+            np.concatenate([s.labels for s in series]).astype(np.int8)
+            if series[0].labels is not None
+            else None
+        ),
+        series=np.concatenate(
+            [
+                np.full(len(s.values), n, dtype=object)
+                for n, s in zip(names, series, strict=True)
+            ]
+        ),
+        channels=series[0].channels,
+        train_end=({n: end for n, end in train_end.items() if end is not None} or None),
+        source={
+            "path": str(path),
+            "format": sorted({s.info["format"] for s in series}),
+            "files": [f.name for f in files],
+            "per_series": {n: s.info for n, s in zip(names, series, strict=True)},
+            "channels": list(series[0].channels),
+            "rows": int(sum(len(s.values) for s in series)),
+        },
+    )
+
+
+def _check_consistent(files: list[Path], series: list[_Series]) -> None:
+    """All files need the same channels, and labels in all of them or none."""
     channels = series[0].channels
     for f, s in zip(files, series, strict=True):
         if s.channels != channels:
@@ -68,39 +99,6 @@ def load_signals(path: str | Path) -> SignalSet:
             f"{', '.join(missing)}: no anomaly labels, while other files have "
             f"them; label every file or none"
         )
-    names = [f.stem for f in files]
-    return SignalSet(
-        values=np.concatenate([s.values for s in series]).astype(np.float32),
-        is_anomaly=(
-            np.concatenate([s.labels for s in series]).astype(np.int8)
-            if all(labelled)
-            else None
-        ),
-        series=np.concatenate(
-            [
-                np.full(len(s.values), n, dtype=object)
-                for n, s in zip(names, series, strict=True)
-            ]
-        ),
-        channels=channels,
-        train_end=(
-            {
-                n: s.train_end
-                for n, s in zip(names, series, strict=True)
-                if s.train_end is not None
-            }
-            if any(s.train_end is not None for s in series)
-            else None
-        ),
-        source={
-            "path": str(path),
-            "format": sorted({s.info["format"] for s in series}),
-            "files": [f.name for f in files],
-            "per_series": {n: s.info for n, s in zip(names, series, strict=True)},
-            "channels": list(channels),
-            "rows": int(sum(len(s.values) for s in series)),
-        },
-    )
 
 
 def _has_header(path: Path, sep: str) -> bool:
