@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral
 
-from opacus.accountants import create_accountant
+import numpy as np
+from opacus.accountants import RDPAccountant, create_accountant
+from opacus.accountants.analysis import rdp as rdp_analysis
 
 from client.errors import BudgetExceededError, ConfigError
 
@@ -94,6 +96,37 @@ def compute_epsilon(
     return float(acc.get_epsilon(delta=delta))
 
 
+def _epsilon_of_sigma(
+    prior: list[Step], delta: float, accountant: str, q: float, steps: int
+) -> Callable[[float], float]:
+    """Epsilon after ``prior`` plus ``steps`` at (sigma, q), as a function of sigma.
+
+    For RDP the prior's RDP curve is computed once (RDP composes by addition,
+    exactly as opacus' RDPAccountant sums it); PRV recomposes everything.
+    """
+    if accountant != "rdp":
+        return lambda sigma: compute_epsilon(
+            [*prior, (sigma, q, steps)], delta, accountant
+        )
+    orders = RDPAccountant.DEFAULT_ALPHAS
+    base = np.zeros(len(orders))
+    for sigma, rate, count in normalize_history(prior):
+        base = base + rdp_analysis.compute_rdp(
+            q=rate, noise_multiplier=sigma, steps=count, orders=orders
+        )
+
+    def eps_at(sigma: float) -> float:
+        new = rdp_analysis.compute_rdp(
+            q=q, noise_multiplier=sigma, steps=steps, orders=orders
+        )
+        eps, _ = rdp_analysis.get_privacy_spent(
+            orders=orders, rdp=base + new, delta=delta
+        )
+        return float(eps)
+
+    return eps_at
+
+
 def calibrate_noise(
     target_epsilon: float,
     delta: float,
@@ -118,8 +151,7 @@ def calibrate_noise(
     spent = compute_epsilon(history, delta, accountant)
     prior = list(history)
 
-    def eps_at(sigma: float) -> float:
-        return compute_epsilon([*prior, (sigma, sample_rate, steps)], delta, accountant)
+    eps_at = _epsilon_of_sigma(prior, delta, accountant, sample_rate, steps)
 
     if target_epsilon <= spent or eps_at(MAX_SIGMA) > target_epsilon:
         raise BudgetExceededError(

@@ -103,7 +103,7 @@ def _parse_line(path: Path, number: int, line: bytes) -> dict[str, Any]:
     try:
         record = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LedgerError(f"{where} is not valid JSON ({exc}). {_FIX}") from None
+        raise LedgerError(f"{where}: not valid JSON ({exc}). {_FIX}") from None
     if not isinstance(record, dict):
         raise LedgerError(f"{where}: expected a JSON object. {_FIX}")
     return record
