@@ -116,3 +116,22 @@ def make_lstm(
     if dp:
         return LinearLSTM(input_size, hidden_size, num_layers, dropout)
     return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+
+
+class Framing(nn.Module):
+    """Read a sequence in frames of ``frame`` consecutive steps: (B, T, F) -> (B, T/frame, frame*F).
+
+    An LSTM over 18 frames of 5 samples sees the same beat as one over 90
+    samples, with a fifth of the recurrent steps (the per-step cost dominates
+    DP-SGD, whose per-sample gradients are computed once per step).
+    """
+
+    def __init__(self, seq_len: int, frame: int) -> None:
+        super().__init__()
+        if frame < 1 or seq_len % frame:
+            raise ValueError(f"frame must divide seq_len: seq_len {seq_len}, frame {frame}")
+        self.frame = frame
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, steps, features = x.shape
+        return x.reshape(batch, steps // self.frame, self.frame * features)

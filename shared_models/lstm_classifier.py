@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from shared_models.base import FedcareModel
-from shared_models.layers import make_lstm
+from shared_models.layers import Framing, make_lstm
 from shared_models.registry import register_model
 
 
@@ -35,21 +35,24 @@ class LSTMClassifier(FedcareModel):
         num_layers: int = 2,
         num_classes: int = 2,
         dropout: float = 0.0,
+        frame: int = 5,
         dp: bool = True,
     ) -> None:
         super().__init__(
             n_features=n_features,
             seq_len=seq_len,
+            frame=frame,
             hidden_size=hidden_size,
             num_layers=num_layers,
             num_classes=num_classes,
             dropout=dropout,
         )
-        self.lstm = make_lstm(n_features, hidden_size, num_layers, dropout, dp)
+        self.framing = Framing(seq_len, frame)
+        self.lstm = make_lstm(n_features * frame, hidden_size, num_layers, dropout, dp)
         self.head = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h_n, _) = self.lstm(x)
+        _, (h_n, _) = self.lstm(self.framing(x))
         return self.head(h_n[-1])
 
     def loss(

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from shared_models.base import FedcareModel
-from shared_models.layers import make_lstm
+from shared_models.layers import Framing, make_lstm
 from shared_models.registry import register_model
 
 
@@ -33,21 +33,24 @@ class LSTMRegressor(FedcareModel):
         hidden_size: int = 64,
         num_layers: int = 2,
         dropout: float = 0.0,
+        frame: int = 2,
         dp: bool = True,
     ) -> None:
         super().__init__(
             n_features=n_features,
             seq_len=seq_len,
+            frame=frame,
             hidden_size=hidden_size,
             num_layers=num_layers,
             dropout=dropout,
         )
-        self.lstm = make_lstm(n_features, hidden_size, num_layers, dropout, dp)
+        self.framing = Framing(seq_len, frame)
+        self.lstm = make_lstm(n_features * frame, hidden_size, num_layers, dropout, dp)
         self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``log1p(days)`` per example, shape (B,)."""
-        _, (h_n, _) = self.lstm(x)
+        _, (h_n, _) = self.lstm(self.framing(x))
         return self.head(h_n[-1]).squeeze(-1)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None, **_: Any) -> torch.Tensor:

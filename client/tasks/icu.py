@@ -81,7 +81,7 @@ class IcuDeterioration(_VitalsTask):
     label = "deterioration"
 
     def model_config(self, prepared: Prepared) -> dict[str, Any]:
-        return {**super().model_config(prepared), "num_classes": 2}
+        return {**super().model_config(prepared), "num_classes": 2, "frame": 2}
 
     def _label_summary(self, y: np.ndarray) -> dict[str, Any]:
         return {"labels_train": label_counts(y, self.classes)}
