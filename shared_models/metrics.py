@@ -80,6 +80,16 @@ def regression_metrics(y_true_days: np.ndarray, pred_days: np.ndarray) -> dict[s
     }
 
 
+def best_f1_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
+    """The score cut with the highest F1 (0.5 when only one class is present)."""
+    y_true = np.asarray(y_true).astype(int)
+    if len(np.unique(y_true)) < 2:
+        return 0.5
+    precision, recall, cuts = skm.precision_recall_curve(y_true, score)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(cuts[int(np.argmax(f1[:-1]))])
+
+
 def calibrate_threshold(normal_scores: np.ndarray, percentile: float) -> float:
     """The ``percentile`` of anomaly scores on normal validation data."""
     scores = np.asarray(normal_scores, dtype=float)

@@ -72,8 +72,24 @@ class Task:
         return {}
 
     def calibrate(self, model: nn.Module, prepared: Prepared) -> float | None:
-        """The decision threshold saved with the model (autoencoders only)."""
-        return None
+        """The decision threshold saved with the model.
+
+        Binary classifiers: the probability cut that maximises F1 on the
+        validation split (DP clipping bounds every example's gradient, which
+        blunts class weights, so probabilities of a private model are rarely
+        centred on 0.5). When the validation split lacks a class (few
+        patients), the training split is used; 0.5 when both lack one.
+        Regression has none; autoencoders override this.
+        """
+        if self.kind != "binary":
+            return None
+        from client.training import predict
+        from shared_models.metrics import best_f1_threshold
+
+        for part in (prepared.val, prepared.train):
+            if len(part) and len(np.unique(part.y)) == 2:
+                return best_f1_threshold(part.y, predict(model, part.x)[:, 1])
+        return 0.5
 
     def score(self, model: nn.Module, arrays: Arrays, card: ModelCard) -> dict[str, Any]:
         from client.training import evaluate
