@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from client.tasks import Arrays, Prepared, Task, get_task
-from client.training import PrivateRun, TrainConfig, train
+from client.training import PrivateRun, TrainConfig, seed_everything, train
 from shared_models import create_model, get_spec
 from shared_models.export import ModelCard, load_model_dir, save_model_dir
 
@@ -58,6 +58,8 @@ def train_local(
     """Train ``task_name`` on ``data`` (its own split) and score its test split."""
     task = get_task(task_name)
     prepared = task.prepare(data, seed=config.seed)
+    get_spec(task.model)  # registering models draws random weights: do it before seeding
+    seed_everything(config.seed)  # the initial weights, too, follow the seed
     model = build_model(task, prepared, dp=private is not None)
     fit = task.fit_arrays(prepared)
     config = TrainConfig(**{**asdict(config), "loss_kwargs": task.loss_kwargs(fit)})

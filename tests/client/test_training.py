@@ -1,0 +1,202 @@
+"""client.training: determinism, FedProx, DP charges and refusals, devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from client.errors import BudgetExceededError, ConfigError
+from client.privacy import PrivacyBudget, PrivacyLedger
+from client.training import PrivateRun, TrainConfig, evaluate, predict, train
+from shared_models import create_model, model_names
+
+N, T = 48, 10
+model_names()  # registers the models now: registration draws random weights
+
+
+def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, N)
+    x = rng.normal(size=(N, T, 1)).astype(np.float32) + y[:, None, None]
+    return x, y
+
+
+def _model(dp: bool, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model(
+        "lstm_classifier",
+        seq_len=T,
+        n_features=1,
+        hidden_size=8,
+        num_layers=1,
+        frame=5,
+        dp=dp,
+    )
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _ledger(tmp_path: Path, epsilon: float = 3.0) -> PrivacyLedger:
+    return PrivacyLedger.open(
+        tmp_path / "ledger.jsonl", PrivacyBudget(epsilon, 1e-5), "h1"
+    )
+
+
+CONFIG = TrainConfig(epochs=2, batch_size=16, lr=1e-2, seed=3, device="cpu")
+
+
+def test_training_without_dp_is_deterministic_given_the_seed() -> None:
+    x, y = _data()
+    runs = []
+    for _ in range(2):
+        model = _model(dp=False)
+        result = train(model, x, y, CONFIG)
+        runs.append((_weights(model), result["train_loss"]))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][0], runs[1][0]))
+    assert runs[0][1] == runs[1][1]
+    assert result["steps"] == 2 * 3
+
+
+def test_private_training_is_deterministic_given_the_seed(tmp_path: Path) -> None:
+    x, y = _data()
+    weights = []
+    for i in range(2):
+        model = _model(dp=True)
+        ledger = PrivacyLedger.open(tmp_path / f"l{i}.jsonl", PrivacyBudget(3.0, 1e-5))
+        train(model, x, y, CONFIG, PrivateRun(ledger, "run", run_epsilon=1.0))
+        weights.append(_weights(model))
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+
+
+def test_a_different_seed_trains_differently() -> None:
+    x, y = _data()
+    a, b = _model(dp=False), _model(dp=False)
+    train(a, x, y, CONFIG)
+    train(b, x, y, TrainConfig(**{**CONFIG.__dict__, "seed": 4}))
+    assert not all(torch.equal(p, q) for p, q in zip(_weights(a), _weights(b)))
+
+
+def _distance(model: torch.nn.Module, start: list[torch.Tensor]) -> float:
+    return float(sum(((p - s) ** 2).sum() for p, s in zip(_weights(model), start)))
+
+
+def test_fedprox_keeps_the_weights_closer_to_the_start() -> None:
+    x, y = _data()
+    distances = {}
+    for mu in (0.0, 10.0):
+        model = _model(dp=False)
+        start = _weights(model)
+        train(model, x, y, TrainConfig(**{**CONFIG.__dict__, "proximal_mu": mu}))
+        distances[mu] = _distance(model, start)
+    assert 0 < distances[10.0] < distances[0.0]
+
+
+def test_fedprox_also_applies_under_dp(tmp_path: Path) -> None:
+    x, y = _data()
+    distances = {}
+    for mu in (0.0, 10.0):
+        model = _model(dp=True)
+        start = _weights(model)
+        ledger = PrivacyLedger.open(tmp_path / f"l{mu}.jsonl", PrivacyBudget(3.0, 1e-5))
+        config = TrainConfig(**{**CONFIG.__dict__, "proximal_mu": mu})
+        train(model, x, y, config, PrivateRun(ledger, "run", run_epsilon=1.0))
+        distances[mu] = _distance(model, start)
+    assert 0 < distances[10.0] < distances[0.0]
+
+
+def test_the_ledger_is_charged_exactly_the_steps_taken(tmp_path: Path) -> None:
+    x, y = _data()
+    ledger = _ledger(tmp_path)
+    result = train(_model(dp=True), x, y, CONFIG, PrivateRun(ledger, "run", 1.0))
+    entries = PrivacyLedger(ledger.path).entries
+    assert [e["steps"] for e in entries] == [result["steps"]] == [CONFIG.epochs * 3]
+    assert result["epsilon_spent"] == pytest.approx(entries[-1]["epsilon_after"])
+    assert 0 < result["epsilon_spent"] <= 1.0 + 1e-6
+    assert result["sample_rate"] == pytest.approx(16 / N)
+
+
+def test_an_overspending_run_is_refused_before_training(tmp_path: Path) -> None:
+    x, y = _data()
+    ledger = _ledger(tmp_path, epsilon=1.0)
+    train(_model(dp=True), x, y, CONFIG, PrivateRun(ledger, "first", 0.9))
+    before_ledger = ledger.path.read_bytes()
+    model = _model(dp=True, seed=1)
+    before = _weights(model)
+    with pytest.raises(BudgetExceededError, match="refused before training"):
+        train(model, x, y, CONFIG, PrivateRun(ledger, "second", 0.5))
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model)))
+    assert ledger.path.read_bytes() == before_ledger
+
+
+def test_more_steps_than_the_plan_are_refused_before_training(tmp_path: Path) -> None:
+    x, y = _data()
+    ledger = _ledger(tmp_path, epsilon=1.0)
+    run = PrivateRun(ledger, "run", None, planned_steps=2)  # whole budget, 2 steps
+    model = _model(dp=True)
+    before, size = _weights(model), ledger.path.stat().st_size
+    with pytest.raises(BudgetExceededError, match="refused before it started"):
+        train(model, x, y, CONFIG, run)  # 6 steps
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model)))
+    assert ledger.path.stat().st_size > size  # the plan is recorded ...
+    assert PrivacyLedger(ledger.path).entries == []  # ... but nothing is charged
+
+
+def test_a_failure_mid_training_still_charges_the_steps_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, y = _data()
+    model = _model(dp=True)
+    original, calls = type(model).loss, {"n": 0}
+
+    def failing_loss(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom at step 3")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "loss", failing_loss)
+    ledger = _ledger(tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(model, x, y, CONFIG, PrivateRun(ledger, "run", 1.0))
+    assert [e["steps"] for e in PrivacyLedger(ledger.path).entries] == [2]
+    # the model is left without Opacus hooks: it predicts as a plain module
+    assert predict(model, x[:4], device="cpu").shape == (4, 2)
+
+
+def test_config_errors_name_the_value() -> None:
+    with pytest.raises(ConfigError, match="max-grad-norm must be > 0, got 0"):
+        TrainConfig(max_grad_norm=0)
+    with pytest.raises(ConfigError, match="no training examples"):
+        train(_model(dp=False), np.zeros((0, T, 1), np.float32), np.zeros(0), CONFIG)
+    with pytest.raises(ConfigError, match="unknown task kind"):
+        evaluate(_model(dp=False), *_data(), "ranking")
+
+
+def test_a_trained_model_beats_chance() -> None:
+    x, y = _data()
+    model = _model(dp=False)
+    train(model, x, y, TrainConfig(epochs=15, batch_size=16, lr=2e-2, device="cpu"))
+    assert evaluate(model, x, y, "binary")["auroc"] > 0.8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_training_on_cuda(tmp_path: Path) -> None:
+    x, y = _data()
+    model = _model(dp=True)
+    config = TrainConfig(**{**CONFIG.__dict__, "device": "cuda"})
+    result = train(model, x, y, config, PrivateRun(_ledger(tmp_path), "run", 1.0))
+    assert next(model.parameters()).is_cuda
+    assert result["steps"] == CONFIG.epochs * 3
+    assert predict(model, x, device="cuda").shape == (N, 2)
+
+
+def test_asking_for_cuda_without_it_is_a_config_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        train(_model(dp=False), *_data(), TrainConfig(device="cuda"))
