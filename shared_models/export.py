@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -132,3 +133,38 @@ def load_model_dir(
     except RuntimeError as exc:
         raise ModelError(f"{weights}: weights do not fit model {card.model}: {exc}") from None
     return model, card
+
+
+def get_weights(model: nn.Module) -> list[Any]:
+    """The model's tensors as numpy arrays, in sorted parameter-name order.
+
+    Sorted names make the order the same for the DP (``LinearLSTM``) and the
+    plain (``nn.LSTM``) variant of a model, whose ``state_dict`` orders differ.
+    """
+    state = model.state_dict()
+    return [state[k].detach().cpu().numpy() for k in sorted(state)]
+
+
+def set_weights(model: nn.Module, arrays: list[Any]) -> None:
+    """Load arrays produced by :func:`get_weights` (any variant of the same model)."""
+    state = model.state_dict()
+    keys = sorted(state)
+    if len(arrays) != len(keys):
+        raise ModelError(f"got {len(arrays)} weight arrays, the model has {len(keys)}")
+    new = {}
+    for key, array in zip(keys, arrays):
+        tensor = torch.as_tensor(array, dtype=state[key].dtype)
+        if tuple(tensor.shape) != tuple(state[key].shape):
+            raise ModelError(
+                f"weight {key}: shape {tuple(tensor.shape)}, expected {tuple(state[key].shape)}"
+            )
+        new[key] = tensor
+    model.load_state_dict(new)
+
+
+def arrays_hash(arrays: list[Any]) -> str:
+    """sha256 over the arrays (float32 bytes, in order): a global model's identity."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()

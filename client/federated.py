@@ -1,0 +1,209 @@
+"""A hospital's part of a federated run, without Flower.
+
+``client/app.py`` unpacks Flower's messages and calls :class:`Hospital`; this
+module trains with DP-SGD (every round charged to the hospital's ledger),
+declines a round the budget cannot pay for, and evaluates the global model on
+the hospital's own test split. Settings that identify the hospital (data,
+ledger, budget) come from the node config only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from client.errors import BudgetExceededError, ConfigError, FedcareError
+from client.tasks import Prepared, Task, get_task
+from client.training import PrivateRun, TrainConfig, predict, steps_per_epoch, train
+from server.config import RunConfig
+from shared_models import create_model, pooled
+from shared_models.export import get_weights, set_weights
+from shared_models.metrics import best_f1_threshold
+
+log = logging.getLogger(__name__)
+_PREPARED: dict[tuple[str, str, int], Prepared] = {}
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """A hospital's identity, data and privacy budget (node-config keys in kebab-case)."""
+
+    hospital_id: str
+    data_path: Path
+    ledger_path: Path
+    epsilon: float
+    delta: float = 1e-5
+    run_epsilon: float | None = None
+
+    @classmethod
+    def from_node_config(cls, node: dict[str, Any], hospitals_file: str = "") -> NodeSettings:
+        """Read ``hospital-id``, ``data-path``, ``ledger-path``, ``epsilon``, ``delta``
+        (and optional ``run-epsilon``) from the node config. In simulation, where
+        Flower's node config holds only ``partition-id``, the partition selects
+        the hospital's entry of ``hospitals_file`` (a JSON list of such configs)."""
+        if "data-path" not in node and "partition-id" in node:
+            node = _simulated_node(int(node["partition-id"]), hospitals_file)
+        missing = [k for k in ("hospital-id", "data-path", "ledger-path", "epsilon")
+                   if k not in node]
+        if missing:
+            raise ConfigError(
+                f"node config lacks {missing}; start the SuperNode with e.g. --node-config "
+                "'hospital-id=\"h1\" data-path=\"/data\" ledger-path=\"/ledger.jsonl\" epsilon=8'"
+            )
+        run_eps = node.get("run-epsilon")
+        return cls(str(node["hospital-id"]), Path(str(node["data-path"])),
+                   Path(str(node["ledger-path"])), float(node["epsilon"]),
+                   float(node.get("delta", 1e-5)), None if run_eps is None else float(run_eps))
+
+
+def _simulated_node(partition: int, hospitals_file: str) -> dict[str, Any]:
+    if not hospitals_file:
+        raise ConfigError("simulated node without data-path and no run-config hospitals-file")
+    entries = json.loads(Path(hospitals_file).read_text())
+    if not 0 <= partition < len(entries):
+        raise ConfigError(f"partition-id {partition} has no entry in {hospitals_file}")
+    return entries[partition]
+
+
+class Hospital:
+    """One hospital in one federated run."""
+
+    def __init__(self, settings: NodeSettings, run: RunConfig) -> None:
+        self.settings = settings
+        self.run = run
+        self.task: Task = get_task(run.task)
+
+    @property
+    def prepared(self) -> Prepared:
+        key = (str(self.settings.data_path.resolve()), self.task.name, self.run.seed)
+        if key not in _PREPARED:  # a simulation actor may serve several hospitals
+            _PREPARED[key] = self.task.prepare(self.settings.data_path, seed=self.run.seed)
+        return _PREPARED[key]
+
+    def model(self, weights: list[np.ndarray], dp: bool) -> torch.nn.Module:
+        model = create_model(self.task.model, **self.task.model_config(self.prepared), dp=dp)
+        set_weights(model, weights)
+        return model
+
+    def initial_weights(self) -> list[np.ndarray]:
+        """A freshly initialised global model (seeded by the run's seed)."""
+        torch.manual_seed(self.run.seed)
+        model = create_model(self.task.model, **self.task.model_config(self.prepared), dp=False)
+        return get_weights(model)
+
+    def card_info(self) -> dict[str, Any]:
+        """What the server needs to describe the global model (no patient data).
+
+        Statistics fitted on this hospital's data are left out: a global model's
+        inputs are normalised by each hospital with its own statistics
+        (``scope: local``).
+        """
+        from client.pipeline import make_card
+
+        model = create_model(self.task.model, **self.task.model_config(self.prepared), dp=False)
+        card = make_card(self.task, model, self.prepared, None, None)
+        norm = {k: v for k, v in card.normalisation.items()
+                if k not in ("median", "low", "high", "mean", "std")}
+        if len(norm) != len(card.normalisation):
+            norm["scope"] = "local"
+        return {"model": card.model, "model_config": card.model_config, "task": card.task,
+                "input_spec": card.input_spec, "normalisation": norm, "classes": card.classes}
+
+    def fit(self, weights: list[np.ndarray], server_round: int, run_name: str
+            ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+        """Train locally; returns (weights, examples, metrics). Declining returns 0 examples."""
+        fit = self.task.fit_arrays(self.prepared)
+        config = self._train_config(fit, server_round)
+        model = self.model(weights, dp=self.run.dp)
+        metrics: dict[str, Any] = {"hospital-id": self.settings.hospital_id, "declined": ""}
+        try:
+            result = train(model, fit.x, fit.y, config, self._private_run(run_name, len(fit)))
+        except BudgetExceededError as exc:
+            log.warning("hospital %s declines round %d: %s", self.settings.hospital_id,
+                        server_round, exc)
+            metrics["declined"] = f"privacy budget: {exc}"
+            metrics.update(self._budget_metrics())
+            return weights, 0, metrics
+        metrics.update({"train-loss": float(result["train_loss"] or 0.0),
+                        "steps": int(result["steps"])}, **self._budget_metrics())
+        return get_weights(model), len(fit), metrics
+
+    def _train_config(self, fit: Any, server_round: int) -> TrainConfig:
+        run = self.run
+        return TrainConfig(
+            epochs=run.local_epochs, batch_size=run.batch_size, lr=run.learning_rate,
+            max_grad_norm=run.max_grad_norm,
+            proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
+            seed=run.seed + 1000 * server_round + zlib.crc32(self.settings.hospital_id.encode()),
+            loss_kwargs=self.task.loss_kwargs(fit),
+        )
+
+    def _ledger(self) -> Any:
+        from client.privacy import PrivacyBudget, PrivacyLedger
+
+        budget = PrivacyBudget(self.settings.epsilon, self.settings.delta)
+        return PrivacyLedger.open(self.settings.ledger_path, budget, self.settings.hospital_id)
+
+    def _private_run(self, run_name: str, n_fit: int) -> PrivateRun | None:
+        if not self.run.dp:
+            return None
+        per_round = self.run.local_epochs * steps_per_epoch(n_fit, self.run.batch_size)
+        run_eps = self.run.run_epsilon
+        if self.settings.run_epsilon is not None:
+            run_eps = min(run_eps, self.settings.run_epsilon)
+        return PrivateRun(self._ledger(), run_name, run_eps,
+                          planned_steps=per_round * self.run.num_server_rounds)
+
+    def _budget_metrics(self) -> dict[str, float]:
+        if not self.run.dp:
+            return {}
+        try:
+            ledger = self._ledger()
+        except FedcareError:
+            return {}
+        return {"epsilon-spent": ledger.spent_epsilon, "epsilon-budget": ledger.budget.epsilon}
+
+    def evaluate(self, weights: list[np.ndarray]) -> tuple[float, int, dict[str, Any]]:
+        """Score the global model on the local test split: (loss, examples, metrics)."""
+        model = self.model(weights, dp=False)
+        test, val = self.prepared.test, self.prepared.val
+        metrics: dict[str, Any] = {"hospital-id": self.settings.hospital_id}
+        with torch.no_grad():
+            loss = float(model.loss(torch.as_tensor(test.x), _target(test.y)).item())
+        if self.task.kind == "regression":
+            err = predict(model, test.x) - test.y
+            metrics.update({"sum-abs-error": float(np.abs(err).sum()),
+                            "sum-sq-error": float((err**2).sum())})
+        else:
+            metrics.update(self._histograms(model, val, test))
+        return loss, len(test), metrics
+
+    def _histograms(self, model: torch.nn.Module, val: Any, test: Any) -> dict[str, Any]:
+        kind = self.task.kind
+        out: dict[str, Any] = {}
+        for name, part in (("val", val), ("test", test)):
+            scores, labels = self._scores(model, part)
+            out[f"{name}-histogram"] = pooled.encode(pooled.histogram(labels, scores, kind))
+            if name == "val" and kind == "binary":
+                out["local-threshold"] = best_f1_threshold(labels, scores)
+        return out
+
+    def _scores(self, model: torch.nn.Module, part: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self.task.name == "signal-anomaly":
+            scores = self.task.row_scores(model, part)
+            labels = part.extra["row_labels"]
+            ok = np.isfinite(scores)
+            return scores[ok], (np.zeros(ok.sum()) if labels is None else labels[ok])
+        out = predict(model, part.x)
+        return (out[:, 1] if self.task.kind == "binary" else out), part.y
+
+
+def _target(y: np.ndarray | None) -> torch.Tensor | None:
+    return None if y is None else torch.as_tensor(y)

@@ -1,0 +1,124 @@
+"""The consortium's Flower ServerApp: parse the run config, run the rounds.
+
+Thin: the strategy is Flower's (``server/strategy.py``), the round loop and
+SecAgg+ are Flower's (``server/workflow.py``); what is ours lives in
+Flower-free modules (``run_state``, ``evaluation``, ``checkpoint``,
+``history``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from flwr.app import Context
+from flwr.server import LegacyContext, ServerConfig
+from flwr.serverapp import Grid, ServerApp
+
+from server import checkpoint
+from server.bootstrap import initial_model
+from server.config import RunConfig
+from server.history import RunHistory
+from server.run_state import FederatedRun
+from server.strategy import make_strategy
+from server.workflow import build_workflow
+from shared_models.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def run_federation(grid: Grid, context: Context, run: RunConfig) -> FederatedRun:
+    """Start (or resume) the run described by ``run`` and execute its remaining rounds."""
+    run_dir = Path(run.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = _start_state(grid, run, run_dir)
+    remaining = run.num_server_rounds - state.offset
+    if remaining <= 0:
+        log.info("run %s already finished its %d rounds", state.run_name, run.num_server_rounds)
+        return state
+    initial = state.weights.pop("initial")
+    strategy = make_strategy(run, state, initial, _server_eval(run, state))
+    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=remaining),
+                           strategy=strategy)
+    build_workflow(run)(grid, legacy)
+    return state
+
+
+def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
+    saved = checkpoint.load_latest(run_dir) if run.resume else None
+    if run.resume and saved is None:
+        log.warning("--resume: no checkpoint in %s; starting from round 1", run_dir)
+    if saved is None:
+        if (run_dir / "checkpoints").exists() and not run.resume:
+            from client.errors import ConfigError
+
+            raise ConfigError(f"{run_dir} already holds a run; resume it (resume = true) "
+                              "or choose another run-dir")
+        weights, card = initial_model(grid, run)
+        name = run.run_name or f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+        atomic_write_text(run_dir / "run.json", json.dumps(
+            {"run_name": name, "run_config": run.to_run_config(), "model_card": card},
+            indent=2))
+        state = FederatedRun(run, run_dir, name, card)
+    else:
+        meta = json.loads((run_dir / "run.json").read_text())
+        name = meta["run_name"]
+        history = RunHistory.load(run_dir, name, saved.round)
+        state = FederatedRun(run, run_dir, name, meta["model_card"], offset=saved.round,
+                             history=history)
+        state.strategy_state = saved.strategy_state
+        weights = saved.weights
+        log.info("resuming run %s after round %d", name, saved.round)
+    state.weights["initial"] = weights
+    return state
+
+
+def _server_eval(run: RunConfig, state: FederatedRun) -> Any:
+    """Server-side evaluation on the operator's held-out set, when there is one."""
+    if not run.server_eval_data:
+        return None
+    from client.tasks import get_task
+    from shared_models import create_model
+    from shared_models.export import set_weights
+
+    task = get_task(run.task)
+
+    def evaluate(server_round: int, weights: list, config: dict[str, Any]):
+        last = [r for r in state.history.rounds if r.get("evaluation", {}).get("threshold")]
+        threshold = last[-1]["evaluation"]["threshold"] if last else (
+            0.5 if task.kind == "binary" else None)
+        card = state.card(threshold)
+        if card.threshold is None and task.kind == "reconstruction":
+            return None
+        model = create_model(card.model, **card.model_config, dp=False)
+        set_weights(model, weights)
+        arrays = task.prepare_all(Path(run.server_eval_data), card)
+        metrics = task.score(model, arrays, card)
+        if server_round > 0:
+            state.record_server_eval(server_round, metrics)
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        return float(scalars.get("mae_days", 0.0)), scalars
+
+    return evaluate
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    run_federation(grid, context, RunConfig.from_run_config(dict(context.run_config)))
+
+
+def make_server_app(run: RunConfig) -> ServerApp:
+    """A ServerApp bound to ``run`` (Flower's Python simulation API passes no run config)."""
+    bound = ServerApp()
+
+    @bound.main()
+    def _main(grid: Grid, context: Context) -> None:
+        run_federation(grid, context, run)
+
+    return bound

@@ -1,0 +1,107 @@
+"""What the aggregator keeps about one federated run (no Flower here).
+
+Per round: which hospitals trained, declined or failed, their epsilon, the
+global evaluation (per hospital and pooled), a checkpoint of the global
+model, and the best/final exported models. Round numbers continue across
+``--resume`` (Flower's round r of a resumed run is round ``offset + r``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server import checkpoint, evaluation
+from server.config import RunConfig
+from server.history import RunHistory
+from shared_models import create_model
+from shared_models.export import ModelCard, arrays_hash, save_model_dir, set_weights
+
+log = logging.getLogger(__name__)
+
+
+class FederatedRun:
+    def __init__(self, config: RunConfig, run_dir: Path, run_name: str, card_info: dict[str, Any],
+                 offset: int = 0, history: RunHistory | None = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.run_name = run_name
+        self.card_info = card_info
+        self.offset = offset
+        self.history = history or RunHistory(self.run_dir, run_name)
+        self.weights: dict[int, list[np.ndarray]] = {}
+        self.best: dict[str, Any] | None = self._best_so_far()
+        self.strategy_state: dict[str, list[np.ndarray]] = {}
+
+    def _best_so_far(self) -> dict[str, Any] | None:
+        best = None
+        for record in self.history.rounds:
+            pooled = record.get("evaluation", {}).get("pooled")
+            if pooled and evaluation.is_better(self.config.task, pooled, best):
+                best = pooled
+        return best
+
+    def card(self, threshold: float | None, extra: dict[str, Any] | None = None) -> ModelCard:
+        info = self.card_info
+        return ModelCard(model=info["model"], model_config=info["model_config"],
+                         task=info["task"], input_spec=info["input_spec"],
+                         normalisation=info["normalisation"], threshold=threshold,
+                         classes=info.get("classes"), training_data=extra or {},
+                         privacy={"run_epsilon": self.config.run_epsilon,
+                                  "dp": self.config.dp, "secagg": self.config.secagg})
+
+    def on_fit(self, flwr_round: int, weights: list[np.ndarray] | None,
+               replies: list[tuple[int, dict[str, Any]]], failures: list[str]) -> None:
+        number = self.offset + flwr_round
+        record = self.history.round(number)
+        fit = {}
+        for examples, metrics in replies:
+            declined = str(metrics.get("declined", ""))
+            fit[str(metrics["hospital-id"])] = {
+                "status": "declined" if declined else "trained", "reason": declined,
+                "examples": int(examples), "train_loss": metrics.get("train-loss"),
+                "epsilon_spent": metrics.get("epsilon-spent"),
+                "epsilon_budget": metrics.get("epsilon-budget"),
+            }
+        record.update(time=time.time(), fit=fit, failures=failures,
+                      participating=sorted(h for h, f in fit.items() if f["status"] == "trained"),
+                      declined=sorted(h for h, f in fit.items() if f["status"] == "declined"))
+        if weights is not None:
+            self.weights[number] = weights
+            record["global_model_sha256"] = arrays_hash(weights)
+            checkpoint.save(self.run_dir, number, self.run_name, weights, self.card(None),
+                            self.config.to_run_config(), self.strategy_state)
+        self.history.save()
+
+    def on_evaluate(self, flwr_round: int, replies: list[tuple[int, dict[str, Any]]],
+                    failures: list[str]) -> dict[str, Any]:
+        number = self.offset + flwr_round
+        result = evaluation.aggregate(self.config.task, replies)
+        result["failures"] = failures
+        record = self.history.round(number)
+        record["evaluation"] = result
+        self.history.save()
+        weights = self.weights.get(number)
+        if weights is not None and result["pooled"]:
+            self._export("final", weights, result, number)
+            if evaluation.is_better(self.config.task, result["pooled"], self.best):
+                self.best = result["pooled"]
+                self._export("best", weights, result, number)
+        return result["pooled"]
+
+    def record_server_eval(self, flwr_round: int, metrics: dict[str, Any]) -> None:
+        self.history.round(self.offset + flwr_round)["server_evaluation"] = metrics
+        self.history.save()
+
+    def _export(self, name: str, weights: list[np.ndarray], result: dict[str, Any],
+                number: int) -> None:
+        card = self.card(result["threshold"], {"federated_round": number,
+                                               "run_name": self.run_name})
+        card.metrics = {"pooled_test": result["pooled"], "hospitals_test": result["hospitals"]}
+        model = create_model(card.model, **card.model_config, dp=False)
+        set_weights(model, weights)
+        save_model_dir(self.run_dir / "models" / name, model, card)

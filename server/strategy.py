@@ -1,0 +1,80 @@
+"""Flower's strategies (FedAvg, FedProx, FedAdam), recording into a FederatedRun.
+
+The aggregation itself is Flower's. The subclass only: sends the run config
+with every instruction, leaves hospitals that declined (0 examples) out of
+the average, records each round, and evaluates on the server's held-out set.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flwr.common import Parameters, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server.strategy import FedAdam, FedAvg, FedProx
+
+from client.app import pack_run_config
+from server.config import RunConfig
+from server.run_state import FederatedRun
+
+log = logging.getLogger(__name__)
+BASES = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam}
+
+
+def _failure_text(failure: Any) -> str:
+    return repr(failure if not isinstance(failure, tuple) else failure[1])[:300]
+
+
+def make_strategy(run: RunConfig, state: FederatedRun, initial: list, server_eval: Any = None):
+    base = BASES[run.strategy]
+
+    class Recording(base):  # type: ignore[misc, valid-type]
+        def aggregate_fit(self, server_round, results, failures):
+            replies = [(r.num_examples, dict(r.metrics)) for _, r in results]
+            kept = [(p, r) for p, r in results if r.num_examples > 0]
+            params, metrics = (None, {})
+            if kept:
+                params, metrics = super().aggregate_fit(server_round, kept, failures)
+            else:
+                log.warning("round %d: no hospital trained; global model unchanged",
+                            server_round)
+            if run.strategy == "fedadam" and getattr(self, "m_t", None):
+                state.strategy_state = {"m_t": list(self.m_t), "v_t": list(self.v_t)}
+            weights = parameters_to_ndarrays(params) if params is not None else None
+            state.on_fit(server_round, weights, replies, [_failure_text(f) for f in failures])
+            return params, metrics
+
+        def aggregate_evaluate(self, server_round, results, failures):
+            replies = [(r.num_examples, dict(r.metrics)) for _, r in results]
+            pooled = state.on_evaluate(server_round, replies,
+                                       [_failure_text(f) for f in failures])
+            losses = [(r.num_examples, r.loss) for _, r in results]
+            total = sum(n for n, _ in losses)
+            loss = sum(n * v for n, v in losses) / total if total else None
+            return loss, {k: v for k, v in pooled.items() if isinstance(v, (int, float))}
+
+    def fit_config(server_round: int) -> dict[str, Any]:
+        return {**pack_run_config(run), "server-round": state.offset + server_round,
+                "run-name": state.run_name}
+
+    kwargs: dict[str, Any] = dict(
+        fraction_fit=run.fraction_fit, fraction_evaluate=run.fraction_evaluate,
+        min_fit_clients=run.min_fit_hospitals, min_evaluate_clients=run.min_evaluate_hospitals,
+        min_available_clients=run.min_available_hospitals,
+        initial_parameters=ndarrays_to_parameters(initial),
+        on_fit_config_fn=fit_config, on_evaluate_config_fn=fit_config,
+        evaluate_fn=server_eval, accept_failures=True,
+    )
+    if run.strategy == "fedprox":
+        kwargs["proximal_mu"] = run.proximal_mu
+    if run.strategy == "fedadam":
+        kwargs.update(eta=run.server_learning_rate, eta_l=run.learning_rate, tau=1e-3)
+    strategy = Recording(**kwargs)
+    if run.strategy == "fedadam" and state.strategy_state:
+        strategy.m_t = state.strategy_state.get("m_t")
+        strategy.v_t = state.strategy_state.get("v_t")
+    return strategy
+
+
+def as_parameters(weights: list) -> Parameters:
+    return ndarrays_to_parameters(weights)
