@@ -189,20 +189,26 @@ class Hospital:
         kind = self.task.kind
         out: dict[str, Any] = {}
         for name, part in (("val", val), ("test", test)):
-            scores, labels = self._scores(model, part)
+            scores, labels = scores_and_labels(self.task, model, part)
             out[f"{name}-histogram"] = pooled.encode(pooled.histogram(labels, scores, kind))
             if name == "val" and kind == "binary":
                 out["local-threshold"] = best_f1_threshold(labels, scores)
         return out
 
-    def _scores(self, model: torch.nn.Module, part: Any) -> tuple[np.ndarray, np.ndarray]:
-        if self.task.name == "signal-anomaly":
-            scores = self.task.row_scores(model, part)
-            labels = part.extra["row_labels"]
-            ok = np.isfinite(scores)
-            return scores[ok], (np.zeros(ok.sum()) if labels is None else labels[ok])
-        out = predict(model, part.x)
-        return (out[:, 1] if self.task.kind == "binary" else out), part.y
+
+def scores_and_labels(task: Task, model: torch.nn.Module, part: Any
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (class-1 probability, or anomaly score) and labels of one split.
+
+    Signal anomaly detection is judged per row, the other tasks per example.
+    """
+    if task.name == "signal-anomaly":
+        scores = task.row_scores(model, part)
+        labels = part.extra["row_labels"]
+        ok = np.isfinite(scores)
+        return scores[ok], (np.zeros(ok.sum()) if labels is None else labels[ok])
+    out = predict(model, part.x)
+    return (out[:, 1] if task.kind == "binary" else out), part.y
 
 
 def _target(y: np.ndarray | None) -> torch.Tensor | None:

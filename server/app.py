@@ -30,11 +30,13 @@ from shared_models.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def run_federation(grid: Grid, context: Context, run: RunConfig) -> FederatedRun:
+def run_federation(grid: Grid, context: Context, run: RunConfig, progress: Any = None
+                   ) -> FederatedRun:
     """Start (or resume) the run described by ``run`` and execute its remaining rounds."""
     run_dir = Path(run.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _start_state(grid, run, run_dir)
+    state.progress = progress
     remaining = run.num_server_rounds - state.offset
     if remaining <= 0:
         log.info("run %s already finished its %d rounds", state.run_name, run.num_server_rounds)
@@ -113,12 +115,15 @@ def main(grid: Grid, context: Context) -> None:
     run_federation(grid, context, RunConfig.from_run_config(dict(context.run_config)))
 
 
-def make_server_app(run: RunConfig) -> ServerApp:
-    """A ServerApp bound to ``run`` (Flower's Python simulation API passes no run config)."""
+def make_server_app(run: RunConfig, progress: Any = None) -> ServerApp:
+    """A ServerApp bound to ``run`` (Flower's Python simulation API passes no run config).
+
+    ``progress(round, total, pooled_metrics)`` is called after each round.
+    """
     bound = ServerApp()
 
     @bound.main()
     def _main(grid: Grid, context: Context) -> None:
-        run_federation(grid, context, run)
+        run_federation(grid, context, run, progress)
 
     return bound

@@ -36,6 +36,7 @@ class FederatedRun:
         self.weights: dict[int, list[np.ndarray]] = {}
         self.best: dict[str, Any] | None = self._best_so_far()
         self.strategy_state: dict[str, list[np.ndarray]] = {}
+        self.progress: Any = None  # callable(round, total, pooled) or None
 
     def _best_so_far(self) -> dict[str, Any] | None:
         best = None
@@ -91,6 +92,8 @@ class FederatedRun:
             if evaluation.is_better(self.config.task, result["pooled"], self.best):
                 self.best = result["pooled"]
                 self._export("best", weights, result, number)
+        if self.progress is not None:
+            self.progress(number, self.config.num_server_rounds, result["pooled"])
         return result["pooled"]
 
     def record_server_eval(self, flwr_round: int, metrics: dict[str, Any]) -> None:

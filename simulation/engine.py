@@ -42,7 +42,7 @@ def _gpus() -> int:
 
 def run_simulated(run: RunConfig, nodes: list[dict[str, Any]], *, client_cpus: float = 1.0,
                   client_gpus: float = 0.0, num_cpus: int | None = None,
-                  ray_address: str | None = None) -> RunConfig:
+                  ray_address: str | None = None, progress: Any = None) -> RunConfig:
     """Run the federation on ``nodes`` (one node config per simulated hospital)."""
     from flwr.simulation import run_simulation
 
@@ -54,7 +54,7 @@ def run_simulated(run: RunConfig, nodes: list[dict[str, Any]], *, client_cpus: f
     atomic_write_text(hospitals_file, json.dumps(nodes, indent=2))
     run = replace(run, hospitals_file=str(hospitals_file.resolve()))
     run_simulation(
-        server_app=make_server_app(run),
+        server_app=make_server_app(run, progress),
         client_app=client_app,
         num_supernodes=len(nodes),
         backend_config=backend_config(client_cpus, client_gpus, num_cpus, ray_address),

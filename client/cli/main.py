@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from client.cli import budget, evaluate, train, validate_data
-from simulation.cli import cohort
+from simulation.cli import cohort, simulate
 
 app = typer.Typer(
     name="fedcare",
@@ -20,6 +20,7 @@ app.command("train")(train.command)
 app.command("evaluate")(evaluate.command)
 app.command("budget")(budget.command)
 app.command("cohort")(cohort.command)
+app.command("simulate")(simulate.command)
 
 
 if __name__ == "__main__":  # pragma: no cover
