@@ -2,7 +2,8 @@
 
 Each hospital gets MIT-BIH-style two-lead ECG records (WFDB), monitoring
 sessions with labelled anomalies (CSV) and ICU vitals (Parquet), all derived
-deterministically from ``(seed, hospital_id)``.
+deterministically from ``(seed, hospital_id)``; an optional Dirichlet label
+skew (``label_skew``) makes ectopy and deterioration strongly non-IID.
 """
 
 from simulation.cohorts.cohort import KINDS, read_summary, write_cohort, write_hospital
@@ -13,6 +14,7 @@ from simulation.cohorts.profiles import (
     hospital_profile,
 )
 from simulation.cohorts.seeding import rng_for, stable_seed
+from simulation.cohorts.skew import label_shares
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -20,6 +22,7 @@ __all__ = [
     "HospitalProfile",
     "hospital_dirname",
     "hospital_profile",
+    "label_shares",
     "read_summary",
     "rng_for",
     "stable_seed",

@@ -28,6 +28,7 @@ from simulation.cohorts.profiles import (
     hospital_profile,
 )
 from simulation.cohorts.signals import write_signals
+from simulation.cohorts.skew import check_label_skew
 from simulation.cohorts.vitals import write_vitals
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,19 @@ def write_hospital(
     scale: float = 1.0,
     kinds: Iterable[str] = KINDS,
     overwrite: bool = False,
+    hospitals: int | None = None,
+    label_skew: float | None = None,
 ) -> Path:
     """Write hospital ``hospital_id`` under ``out_dir``; return its folder.
 
+    ``label_skew`` (a Dirichlet alpha, with the cohort size ``hospitals``) skews
+    ectopy and deterioration across hospitals; see :func:`hospital_profile`.
     Raises :class:`DataError` if the folder exists and ``overwrite`` is false.
     """
     chosen = _check_kinds(kinds)
-    profile = hospital_profile(hospital_id, seed=seed, scale=scale)
+    profile = hospital_profile(
+        hospital_id, seed=seed, scale=scale, hospitals=hospitals, label_skew=label_skew
+    )
     out_dir = Path(out_dir)
     final = out_dir / profile.name
     if final.exists() and not overwrite:
@@ -82,7 +89,7 @@ def write_hospital(
             "generator": "fedcare.simulation.cohorts",
             "generator_version": GENERATOR_VERSION,
             "kinds": list(chosen),
-            "profile": asdict(profile),
+            "profile": _profile_json(profile),
             "summary": summary,
         }
         text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
@@ -97,6 +104,15 @@ def write_hospital(
     return final
 
 
+def _profile_json(profile: HospitalProfile) -> dict[str, Any]:
+    """The profile as JSON; the label-skew fields only when skew is on."""
+    data = asdict(profile)
+    if profile.label_skew is None:
+        for key in ("label_skew", "label_share", "cohort_size"):
+            del data[key]
+    return data
+
+
 def write_cohort(
     out_dir: Path,
     hospitals: int = 5,
@@ -105,8 +121,12 @@ def write_cohort(
     kinds: Iterable[str] = KINDS,
     overwrite: bool = False,
     workers: int | None = None,
+    label_skew: float | None = None,
 ) -> list[Path]:
     """Write hospitals ``1..hospitals``; existing ones are refused up front.
+
+    ``label_skew`` is the alpha of a Dirichlet label skew over the hospitals
+    (small, e.g. 0.3: strongly non-IID ectopy and deterioration; 100: near IID).
 
     Hospitals are written in parallel by ``workers`` processes (default: one per
     CPU); the files do not depend on it.
@@ -114,6 +134,7 @@ def write_cohort(
     if isinstance(hospitals, bool) or not 1 <= int(hospitals) <= 99:
         raise ConfigError(f"hospitals={hospitals} must be in 1..99.")
     chosen = _check_kinds(kinds)
+    check_label_skew(label_skew, hospitals)
     out_dir = Path(out_dir)
     existing = [
         hospital_dirname(h)
@@ -127,8 +148,6 @@ def write_cohort(
         )
     ids = list(range(1, hospitals + 1))
     n_workers = min(len(ids), workers or os.cpu_count() or 1)
-    if n_workers <= 1:
-        return [write_hospital(out_dir, h, seed, scale, chosen, overwrite) for h in ids]
     job = partial(
         write_hospital,
         out_dir,
@@ -136,7 +155,11 @@ def write_cohort(
         scale=scale,
         kinds=chosen,
         overwrite=overwrite,
+        hospitals=hospitals if label_skew is not None else None,
+        label_skew=label_skew,
     )
+    if n_workers <= 1:
+        return [job(h) for h in ids]
     with ProcessPoolExecutor(max_workers=n_workers) as pool:
         return list(pool.map(job, ids))
 

@@ -21,6 +21,11 @@ from simulation.cohorts.noise import NoiseLevels, add_noise
 from simulation.cohorts.profiles import GENERATOR_VERSION, HospitalProfile
 from simulation.cohorts.rhythm import BeatSchedule, beat_schedule, draw_rhythm
 from simulation.cohorts.seeding import rng_for
+from simulation.cohorts.skew import (
+    BURDEN_SIGMA,
+    PATIENT_BURDEN_RANGE,
+    ectopic_patients,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +51,20 @@ def record_name(patient: int) -> str:
     return f"p{patient:03d}"
 
 
-def _pvc_burden(profile: HospitalProfile, rng: np.random.Generator) -> float:
-    if rng.random() >= profile.pvc_patient_fraction:
+def _pvc_burden(
+    profile: HospitalProfile, rng: np.random.Generator, patient: int
+) -> float:
+    if profile.label_skew is None:
+        if rng.random() >= profile.pvc_patient_fraction:
+            return 0.0
+        factor = rng.lognormal(0, BURDEN_SIGMA)
+        return float(np.clip(profile.pvc_burden_mean * factor, 0.05, 0.25))
+    # label skew: a fixed set of ectopic patients, unbiased burden, wider range
+    rng.random()  # the unskewed path draws here too
+    if patient not in ectopic_patients(profile):
         return 0.0
-    return float(np.clip(profile.pvc_burden_mean * rng.lognormal(0, 0.45), 0.05, 0.25))
+    factor = rng.lognormal(-0.5 * BURDEN_SIGMA**2, BURDEN_SIGMA)
+    return float(np.clip(profile.pvc_burden_mean * factor, *PATIENT_BURDEN_RANGE))
 
 
 def _lead_waves(
@@ -81,7 +96,7 @@ def synthesize_record(profile: HospitalProfile, patient: int) -> EcgRecord:
     """Synthesise patient ``patient`` (1-based) of ``profile``'s hospital."""
     rng = rng_for(profile.seed, profile.hospital_id, "ecg", patient)
     fs = profile.fs
-    burden = _pvc_burden(profile, rng)
+    burden = _pvc_burden(profile, rng, patient)
     n_foci = (
         int(rng.integers(2, 4)) if rng.random() < profile.multifocal_fraction else 1
     )

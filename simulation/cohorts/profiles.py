@@ -2,7 +2,8 @@
 
 Hospitals are deliberately non-IID: they differ in size, sampling rate, mains
 frequency, noise, heart-rate range, prevalence of ectopy, ICU case mix and how
-often the nurses chart vitals.
+often the nurses chart vitals. An optional Dirichlet label skew (``skew.py``)
+redistributes ectopy and deterioration across the cohort on top of that.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from client.errors import ConfigError
 from simulation.cohorts.seeding import rng_for, stable_seed
+from simulation.cohorts.skew import apply_label_skew, check_label_skew
 
 GENERATOR_VERSION = "1.0.0"
 FS_CHOICES = (250, 360, 500)
@@ -51,6 +53,10 @@ class HospitalProfile:
     missing_rate: float
     artefact_rate: float
     second_stay_fraction: float
+    # Dirichlet label skew (None without it; then left out of hospital.json)
+    label_skew: float | None = None
+    label_share: float | None = None
+    cohort_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.fs not in FS_CHOICES:
@@ -77,13 +83,35 @@ def _scaled(count: float, scale: float) -> int:
 
 
 def hospital_profile(
-    hospital_id: int, seed: int = 0, scale: float = 1.0
+    hospital_id: int,
+    seed: int = 0,
+    scale: float = 1.0,
+    hospitals: int | None = None,
+    label_skew: float | None = None,
 ) -> HospitalProfile:
     """Derive the profile of hospital ``hospital_id`` (1-based) for ``seed``.
 
     ``scale`` multiplies the numbers of ECG patients, monitoring sessions and ICU
     stays (CI uses small scales); every other parameter is independent of it.
+    With ``label_skew`` (a Dirichlet alpha) the hospital's ectopy and
+    deterioration prevalence follow its share of the cohort of ``hospitals``
+    (see :mod:`simulation.cohorts.skew`); without it the profile is unchanged.
     """
+    check_label_skew(label_skew, hospitals)
+    profile = _base_profile(hospital_id, seed, scale)
+    if label_skew is None:
+        return profile
+    if isinstance(hospitals, bool) or not 1 <= int(hospitals) <= 99:
+        raise ConfigError(f"hospitals={hospitals} must be in 1..99.")
+    if not 1 <= hospital_id <= hospitals:
+        raise ConfigError(
+            f"hospital_id={hospital_id} is outside the cohort 1..{hospitals}."
+        )
+    cohort = [_base_profile(h, seed, scale) for h in range(1, int(hospitals) + 1)]
+    return apply_label_skew(profile, cohort, label_skew)
+
+
+def _base_profile(hospital_id: int, seed: int, scale: float) -> HospitalProfile:
     if isinstance(hospital_id, bool) or not isinstance(hospital_id, int):
         raise ConfigError(f"hospital_id must be an int, got {hospital_id!r}.")
     if not 1 <= hospital_id <= 99:
