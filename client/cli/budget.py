@@ -9,7 +9,6 @@ import typer
 
 from client.cli.common import OutputFormat, emit, user_errors
 from client.errors import LedgerError
-from client.privacy import PrivacyLedger
 
 _LEDGER = typer.Option(
     ..., "--ledger", help="The hospital's privacy ledger (JSON Lines)."
@@ -21,6 +20,8 @@ _FORMAT = typer.Option(
 
 def command(ledger: Path = _LEDGER, format: OutputFormat = _FORMAT) -> None:
     """Show the privacy budget, epsilon spent and remaining, and every charge."""
+    from client.privacy import PrivacyLedger
+
     with user_errors():
         if not ledger.exists():
             raise LedgerError(

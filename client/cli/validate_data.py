@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from client.cli.common import OutputFormat, emit, user_errors
-from client.data import validate
-from client.data.validate import TASKS
+
+# client.data imports pandas and wfdb: named here, loaded only when a command runs.
+TASK_NAMES = "ecg-arrhythmia, ecg-anomaly, signal-anomaly, icu-deterioration, icu-los"
 
 
 def _cell(value: Any) -> str:
@@ -25,6 +24,9 @@ def _cell(value: Any) -> str:
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{report['task']}: {report['path']}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
@@ -38,7 +40,7 @@ PATH_ARGUMENT = typer.Argument(
     ..., help="Hospital folder (with ecg/, signals/ or vitals/), data folder or file."
 )
 TASK_OPTION = typer.Option(
-    ..., "--task", help=f"What the data is for: one of {', '.join(TASKS)}."
+    ..., "--task", help=f"What the data is for: one of {TASK_NAMES}."
 )
 FORMAT_OPTION = typer.Option(
     OutputFormat.text, "--format", help="text (a table) or json."
@@ -51,6 +53,8 @@ def command(
     format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Load the data a task needs, check it and report what was found."""
+    from client.data import validate
+
     with user_errors():
         report = validate(path, task)
     emit(report, format, lambda: _print_report(report))

@@ -9,10 +9,11 @@ import typer
 
 from client.cli.common import user_errors
 from client.errors import ConfigError
-from simulation.cohorts import KINDS, read_summary, write_cohort
 
 
 def _parse_kinds(text: str) -> tuple[str, ...]:
+    from simulation.cohorts import KINDS
+
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
@@ -85,6 +86,8 @@ def command(
     label_skew: float | None = _LABEL_SKEW,
 ) -> None:
     """Write synthetic hospitals: WFDB ECG, anomaly CSVs and ICU vitals."""
+    from simulation.cohorts import read_summary, write_cohort
+
     with user_errors():
         chosen = _parse_kinds(kinds)
         start = time.perf_counter()
