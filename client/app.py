@@ -18,7 +18,8 @@ from typing import Any
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.common import Context
+from flwr.common import Context, Message
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from client.federated import Hospital, NodeSettings
 from server.config import RunConfig
@@ -32,7 +33,11 @@ def pack_run_config(run: RunConfig) -> dict[str, Any]:
 
 
 def unpack_run_config(config: dict[str, Any]) -> RunConfig:
-    raw = {k[len(RUN_KEY_PREFIX):]: v for k, v in config.items() if k.startswith(RUN_KEY_PREFIX)}
+    raw = {
+        k[len(RUN_KEY_PREFIX) :]: v
+        for k, v in config.items()
+        if k.startswith(RUN_KEY_PREFIX)
+    }
     return RunConfig.from_run_config(raw)
 
 
@@ -53,9 +58,13 @@ class HospitalClient(NumPyClient):
 
     def fit(self, parameters: list, config: dict[str, Any]) -> tuple[list, int, dict]:
         hospital = self._hospital(config)
-        return hospital.fit(parameters, int(config["server-round"]), str(config["run-name"]))
+        return hospital.fit(
+            parameters, int(config["server-round"]), str(config["run-name"])
+        )
 
-    def evaluate(self, parameters: list, config: dict[str, Any]) -> tuple[float, int, dict]:
+    def evaluate(
+        self, parameters: list, config: dict[str, Any]
+    ) -> tuple[float, int, dict]:
         return self._hospital(config).evaluate(parameters)
 
 
@@ -63,4 +72,15 @@ def client_fn(context: Context) -> Any:
     return HospitalClient(context.node_config).to_client()
 
 
-app = ClientApp(client_fn=client_fn, mods=[secaggplus_mod])
+def secagg_when_asked(msg: Message, context: Context, call_next: Any) -> Message:
+    """``secaggplus_mod`` for SecAgg+ rounds; plain fit when ``secagg = false``.
+
+    Flower's mod fails every train message without SecAgg+ stage configs, so a
+    plain-FedAvg run would otherwise get nothing but failures.
+    """
+    if msg.has_content() and RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+app = ClientApp(client_fn=client_fn, mods=[secagg_when_asked])

@@ -1,0 +1,123 @@
+"""The hospital's ClientApp: NumPyClient called directly, and the handler with a
+hand-built Context/Message (no federation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Context, Message, RecordDict
+from flwr.common import (
+    FitIns,
+    GetPropertiesIns,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.compat.common import recorddict_compat as compat
+
+from client.app import HospitalClient, app, pack_run_config, unpack_run_config
+from server.config import RunConfig
+from simulation.cohorts import write_hospital
+
+RUN = RunConfig(dp=False, secagg=False, batch_size=256, run_name="t")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("app_hospital")
+    data = write_hospital(out, 1, seed=0, scale=0.2, kinds=("ecg",))
+    return {
+        "hospital-id": "h1",
+        "data-path": str(data),
+        "ledger-path": str(out / "h1.jsonl"),
+        "epsilon": 8.0,
+    }
+
+
+def _config(run: RunConfig = RUN, server_round: int = 1) -> dict:
+    return {**pack_run_config(run), "server-round": server_round, "run-name": "t"}
+
+
+def test_run_config_travels_as_run_keys() -> None:
+    run = RunConfig(task="icu-los", num_server_rounds=7, dp=False)
+
+    packed = pack_run_config(run)
+
+    assert packed["run.num-server-rounds"] == 7 and packed["run.task"] == "icu-los"
+    assert unpack_run_config({**packed, "server-round": 3}) == run
+
+
+def test_client_describes_fits_and_evaluates(node: dict) -> None:
+    client = HospitalClient(node)
+    card = json.loads(client.get_properties(_config())["model-card"])
+    start = client.get_parameters(_config())
+
+    weights, examples, metrics = client.fit(start, _config())
+    loss, n_test, eval_metrics = client.evaluate(weights, _config())
+
+    assert card["task"] == "ecg-arrhythmia" and card["model"]
+    assert [w.shape for w in weights] == [w.shape for w in start]
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, start, strict=True))
+    assert examples > 0 and metrics["hospital-id"] == "h1" and metrics["declined"] == ""
+    assert "epsilon-spent" not in metrics  # dp = false: no ledger
+    assert not Path(node["ledger-path"]).exists()
+    assert np.isfinite(loss) and n_test > 0 and eval_metrics["hospital-id"] == "h1"
+    again = client.get_parameters(
+        _config()
+    )  # the initial model is seeded by the run seed
+    assert all(np.array_equal(a, b) for a, b in zip(again, start, strict=True))
+
+
+def test_client_without_identity_refuses() -> None:
+    from client.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="node config lacks"):
+        HospitalClient({"data-path": "/x"}).get_properties(_config())
+
+
+@pytest.fixture
+def task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower's Message constructor reads the process' task identity, which a
+    SuperNode sets; here there is none, so the test plays that part."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name in ("_task_id", "_run_id", "_node_id"):
+        monkeypatch.setattr(TaskIdentity, name, 1)
+
+
+def _message(content: RecordDict, message_type: str) -> Message:
+    return Message(content=content, dst_node_id=1, message_type=message_type)
+
+
+def _context(node: dict) -> Context:
+    return Context(
+        run_id=1, node_id=1, node_config=node, state=RecordDict(), run_config={}
+    )
+
+
+def test_handler_answers_a_plain_train_message(node: dict, task_identity: None) -> None:
+    """A train message without SecAgg+ stage configs (server ``secagg = false``) is fit
+    in plain; Flower's secaggplus_mod alone would fail it."""
+    start = HospitalClient(node).get_parameters(_config())
+    content = compat.fitins_to_recorddict(
+        FitIns(ndarrays_to_parameters(start), _config()), keep_input=True
+    )
+
+    reply = app(_message(content, "train"), _context(node))
+
+    assert not reply.has_error(), reply.error
+    fitres = compat.recorddict_to_fitres(reply.content, keep_input=True)
+    assert fitres.num_examples > 0 and fitres.metrics["hospital-id"] == "h1"
+    assert len(parameters_to_ndarrays(fitres.parameters)) == len(start)
+
+
+def test_handler_answers_a_properties_query(node: dict, task_identity: None) -> None:
+    content = compat.getpropertiesins_to_recorddict(GetPropertiesIns(_config()))
+
+    reply = app(_message(content, "get_properties"), _context(node))
+
+    assert not reply.has_error(), reply.error
+    props = compat.recorddict_to_getpropertiesres(reply.content).properties
+    assert json.loads(props["model-card"])["task"] == "ecg-arrhythmia"

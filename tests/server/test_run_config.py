@@ -1,0 +1,116 @@
+"""RunConfig: kebab-case parsing, type coercion, honest errors, pyproject mirror."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from client.errors import ConfigError
+from server.config import RunConfig
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def test_pyproject_mirrors_the_defaults() -> None:
+    table = tomllib.loads(PYPROJECT.read_text())["tool"]["flwr"]["app"]["config"]
+
+    assert table == RunConfig().to_run_config()
+    assert RunConfig.from_run_config(table) == RunConfig()
+
+
+def test_kebab_keys_and_flower_string_values_are_coerced() -> None:
+    raw = {
+        "num-server-rounds": "3",
+        "learning-rate": "0.01",
+        "dp": "false",
+        "secagg": "True",
+        "fraction-fit": 1,
+        "batch-size": 32.0,
+        "run-name": 7,
+        "seed": "-4",
+    }
+
+    run = RunConfig.from_run_config(raw)
+
+    assert (run.num_server_rounds, run.learning_rate, run.dp, run.secagg) == (
+        3,
+        0.01,
+        False,
+        True,
+    )
+    assert (run.fraction_fit, run.batch_size, run.run_name, run.seed) == (
+        1.0,
+        32,
+        "7",
+        -4,
+    )
+    assert isinstance(run.fraction_fit, float) and isinstance(run.batch_size, int)
+
+
+def test_round_trip_through_run_config() -> None:
+    run = RunConfig(task="icu-los", strategy="fedadam", secagg=False, run_name="x")
+
+    assert RunConfig.from_run_config(run.to_run_config()) == run
+    assert set(run.to_run_config()) == {
+        f.name.replace("_", "-") for f in fields(RunConfig)
+    }
+
+
+def test_unknown_key_is_named_with_the_known_ones() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown run-config key\(s\) \['num_server_rounds'\]"
+        r".*'num-server-rounds'",
+    ):
+        RunConfig.from_run_config({"num_server_rounds": 3})
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"num-server-rounds": "three"},
+            r"num-server-rounds = 'three': expected a int",
+        ),
+        ({"num-server-rounds": 2.5}, r"num-server-rounds = 2.5: expected a int"),
+        ({"batch-size": True}, r"batch-size = True: expected a int"),
+        ({"dp": "yes"}, r"dp = 'yes': expected a bool"),
+        ({"learning-rate": "fast"}, r"learning-rate = 'fast': expected a float"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_run_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"task": "mnist"}, r"task = 'mnist': expected one of ecg-arrhythmia"),
+        ({"strategy": "fedsgd"}, r"strategy = 'fedsgd': expected one of fedavg"),
+        ({"num-server-rounds": 0}, r"num-server-rounds = 0: expected >= 1"),
+        ({"fraction-fit": 0}, r"fraction-fit = 0.0: expected in \(0, 1\]"),
+        ({"fraction-evaluate": 1.5}, r"fraction-evaluate = 1.5: expected in \(0, 1\]"),
+        ({"min-fit-hospitals": 0}, r"min-fit-hospitals = 0: expected >= 1"),
+        ({"max-grad-norm": 0}, r"max-grad-norm = 0.0: expected > 0"),
+        ({"run-epsilon": -1}, r"run-epsilon = -1.0: expected > 0"),
+        ({"proximal-mu": -0.1}, r"proximal-mu = -0.1: expected >= 0"),
+        ({"secagg-num-shares": 1}, r"secagg-num-shares = 1: expected >= 2"),
+        (
+            {"secagg-reconstruction-threshold": 4},
+            r"secagg-reconstruction-threshold = 4: expected between 1 and "
+            r"secagg-num-shares \(3\)",
+        ),
+    ],
+)
+def test_invalid_values_name_the_rule(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_run_config(raw)
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        RunConfig().seed = 1  # type: ignore[misc]
