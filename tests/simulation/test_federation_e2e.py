@@ -1,0 +1,435 @@
+"""End-to-end federations on Flower's Simulation Engine (Ray), marked ``slow``.
+
+Three simulations of 3 tiny ECG hospitals are shared by the tests (module
+fixtures), each run through ``simulation.engine.run_simulated`` with the real
+ServerApp and ClientApp; the ServerApp's Grid is wrapped to record every reply:
+
+- ``secagg_run``: DP + SecAgg+, 2 rounds (the CI run);
+- ``plain_run``: the same federation with plain FedAvg (same seed, DP noise and
+  Poisson sampling seeded by the run seed, so every hospital's update is the
+  same as in ``secagg_run``);
+- ``resumed_run``: ``plain_run`` resumed to 3 rounds (with SecAgg+), after
+  hospital h3 spent its whole budget elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flwr.app import Context, Message
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
+from flwr.compat.common import recorddict_compat as compat
+from flwr.serverapp import Grid, ServerApp
+
+import server.app
+from client.privacy import PrivacyLedger
+from server.config import RunConfig
+from shared_models.export import get_weights, load_model_dir
+from simulation.cohorts import write_cohort
+from simulation.engine import run_simulated
+
+pytestmark = pytest.mark.slow
+
+HOSPITALS = ("h1", "h2", "h3")
+CLIP, QUANT, MAX_WEIGHT = 8.0, 2**22, 2000.0  # every hospital has < 2000 examples
+MOD_RANGE = 2**32  # SecAggPlusWorkflow's default modulus_range
+BUDGET, RUN_EPSILON = 8.0, 2.0
+
+
+class RecordingGrid(Grid):
+    """Flower's Grid, unchanged, except that every reply is also kept in ``replies``."""
+
+    def __init__(self, grid: Grid, replies: list[Message]) -> None:
+        self._grid, self.replies = grid, replies
+
+    def set_run(self, run: Any) -> None:
+        self._grid.set_run(run)
+
+    @property
+    def run(self) -> Any:
+        return self._grid.run
+
+    def create_message(self, *args: Any, **kwargs: Any) -> Message:
+        return self._grid.create_message(*args, **kwargs)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self._grid.get_node_ids()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        replies = list(self._grid.pull_messages(message_ids))
+        self.replies.extend(
+            copy.deepcopy(replies)
+        )  # the workflow pops arrays out of replies
+        return replies
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        self.replies.extend(
+            copy.deepcopy(replies)
+        )  # the workflow pops arrays out of replies
+        return replies
+
+
+@dataclass
+class Simulated:
+    run: RunConfig
+    run_dir: Path
+    ledgers: Path
+    replies: list[Message]
+
+
+def _simulate(
+    run: RunConfig, cohort: list[Path], ledgers: Path, flwr_home: Path
+) -> list[Message]:
+    replies: list[Message] = []
+
+    def recording_server_app(bound: RunConfig, progress: Any = None) -> ServerApp:
+        app = ServerApp()
+
+        @app.main()
+        def _main(grid: Grid, context: Context) -> None:
+            server.app.run_federation(
+                RecordingGrid(grid, replies), context, bound, progress
+            )
+
+        return app
+
+    nodes = [
+        {
+            "hospital-id": h,
+            "data-path": str(path),
+            "ledger-path": str(ledgers / f"{h}.jsonl"),
+            "epsilon": BUDGET,
+            "delta": 1e-5,
+        }
+        for h, path in zip(HOSPITALS, cohort, strict=True)
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLWR_HOME", str(flwr_home))
+        mp.setattr(server.app, "make_server_app", recording_server_app)
+        run_simulated(run, nodes, num_cpus=2)
+    import ray
+
+    assert not ray.is_initialized(), "run_simulation left Ray running"
+    return replies
+
+
+def _config(run_dir: Path, **changes: Any) -> RunConfig:
+    base = dict(
+        num_server_rounds=2,
+        run_dir=str(run_dir),
+        run_name="ci",
+        seed=0,
+        min_fit_hospitals=3,
+        min_evaluate_hospitals=3,
+        min_available_hospitals=3,
+        dp=True,
+        secagg=True,
+        run_epsilon=RUN_EPSILON,
+        secagg_clipping_range=CLIP,
+        secagg_quantization_range=QUANT,
+        secagg_max_weight=MAX_WEIGHT,
+        secagg_timeout=120.0,
+    )
+    return RunConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_cohort(
+        tmp_path_factory.mktemp("fed_cohort"),
+        hospitals=3,
+        seed=0,
+        scale=0.3,
+        kinds=("ecg",),
+    )
+
+
+@pytest.fixture(scope="module")
+def secagg_run(
+    cohort: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Simulated:
+    root = tmp_path_factory.mktemp("secagg")
+    run = _config(root / "run", secagg=True)
+    replies = _simulate(run, cohort, root / "ledgers", root / "flwr")
+    return Simulated(run, root / "run", root / "ledgers", replies)
+
+
+@pytest.fixture(scope="module")
+def plain_run(
+    cohort: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Simulated:
+    root = tmp_path_factory.mktemp("plain")
+    run = _config(root / "run", secagg=False)
+    replies = _simulate(run, cohort, root / "ledgers", root / "flwr")
+    return Simulated(run, root / "run", root / "ledgers", replies)
+
+
+@pytest.fixture(scope="module")
+def resumed_run(plain_run: Simulated, cohort: list[Path]) -> Iterator[dict[str, Any]]:
+    """``plain_run`` (2 rounds) resumed to 3 rounds, h3's budget spent in between."""
+    before = {
+        "history": json.loads((plain_run.run_dir / "history.json").read_text()),
+        "plans": {h: _ledger(plain_run, h).plans for h in HOSPITALS},
+    }
+    _exhaust(plain_run.ledgers / "h3.jsonl")
+    before["h3_records"] = _ledger(plain_run, "h3").records
+    before["h3_spent"] = _ledger(plain_run, "h3").spent_epsilon
+    run = _config(plain_run.run_dir, num_server_rounds=3, resume=True, secagg=True)
+    replies = _simulate(
+        run, cohort, plain_run.ledgers, plain_run.run_dir.parent / "flwr2"
+    )
+    yield {"before": before, "replies": replies, "run": run}
+
+
+def _ledger(sim: Simulated, hospital: str) -> PrivacyLedger:
+    return PrivacyLedger.open(sim.ledgers / f"{hospital}.jsonl", None)
+
+
+def _exhaust(path: Path) -> None:
+    """Spend all that remains of a ledger's budget on another (fictitious) study."""
+    ledger = PrivacyLedger.open(path, None)
+    plan = ledger.plan(
+        "another-study",
+        sample_rate=0.1,
+        planned_steps=200,
+        max_grad_norm=1.0,
+        run_epsilon=ledger.remaining_epsilon,
+    )
+    ledger.charge(plan, 200, note="test: budget spent elsewhere")
+
+
+def _history(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "history.json").read_text())
+
+
+def _checkpoint(run_dir: Path, number: int) -> list[np.ndarray]:
+    model, _ = load_model_dir(run_dir / "checkpoints" / f"round_{number:04d}")
+    return [w.astype(np.float64) for w in get_weights(model)]
+
+
+def _fit_replies(replies: list[Message]) -> list[tuple[str, Any]]:
+    """(hospital id, FitRes) of every fit reply, in order (first 3 = round 1)."""
+    out = []
+    for reply in replies:
+        if reply.metadata.message_type != "train" or not reply.has_content():
+            continue
+        if "fitres.metrics" not in reply.content.config_records:
+            continue  # a SecAgg+ stage without a fit result
+        fitres = compat.recorddict_to_fitres(reply.content, keep_input=True)
+        out.append((str(fitres.metrics["hospital-id"]), fitres, reply))
+    return out
+
+
+def _round1_plain(plain: Simulated) -> dict[str, tuple[int, list[np.ndarray]]]:
+    from flwr.common import parameters_to_ndarrays
+
+    first = _fit_replies(plain.replies)[:3]
+    return {
+        h: (
+            fitres.num_examples,
+            [a.astype(np.float64) for a in parameters_to_ndarrays(fitres.parameters)],
+        )
+        for h, fitres, _ in first
+    }
+
+
+# -- 5. the CI federation: DP + SecAgg+, 3 hospitals x 2 rounds ------------------------
+
+
+def test_history_records_both_rounds_with_every_hospital_trained(
+    secagg_run: Simulated,
+) -> None:
+    history = _history(secagg_run.run_dir)
+
+    assert history["run_name"] == "ci"
+    assert [r["round"] for r in history["rounds"]] == [1, 2]
+    for record in history["rounds"]:
+        assert record["participating"] == list(HOSPITALS)
+        assert record["declined"] == [] and record["failures"] == []
+        for fit in record["fit"].values():
+            assert fit["examples"] > 0 and 0 < fit["epsilon_spent"] <= BUDGET
+        pooled = record["evaluation"]["pooled"]
+        assert pooled["n"] == sum(
+            h["n"] for h in record["evaluation"]["hospitals"].values()
+        )
+        assert 0.0 <= pooled["auroc"] <= 1.0
+    rows = (secagg_run.run_dir / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("round,hospital,status,epsilon_spent")
+    assert len(rows) == 1 + 2 * (
+        len(HOSPITALS) + 1
+    )  # header + (hospitals + pooled) per round
+
+
+def test_checkpoints_chain_and_exported_models_load(secagg_run: Simulated) -> None:
+    checkpoints = secagg_run.run_dir / "checkpoints"
+    states = [
+        json.loads((checkpoints / f"round_{r:04d}" / "state.json").read_text())
+        for r in (1, 2)
+    ]
+
+    assert json.loads((checkpoints / "latest.json").read_text())["round"] == 2
+    assert states[1]["previous_sha256"] == states[0]["weights_sha256"]
+    for name in ("final", "best"):
+        model, card = load_model_dir(secagg_run.run_dir / "models" / name)
+        assert card.training_data["run_name"] == "ci"
+        assert card.privacy == {"run_epsilon": RUN_EPSILON, "dp": True, "secagg": True}
+        assert card.threshold is not None
+    _, final = load_model_dir(secagg_run.run_dir / "models" / "final")
+    assert final.training_data["federated_round"] == 2
+
+
+def test_each_ledger_spent_its_run_epsilon_within_budget(secagg_run: Simulated) -> None:
+    last = _history(secagg_run.run_dir)["rounds"][-1]["fit"]
+    for hospital in HOSPITALS:
+        ledger = _ledger(secagg_run, hospital)
+
+        assert len(ledger.plans) == 1 and ledger.plans[0]["run_id"] == "ci"
+        assert len(ledger.entries) == 2  # one charge per round
+        assert 0 < ledger.spent_epsilon <= RUN_EPSILON * 1.01 <= BUDGET
+        assert last[hospital]["epsilon_spent"] == pytest.approx(ledger.spent_epsilon)
+
+
+# -- 1. SecAgg+ aggregates what FedAvg aggregates, within the quantisation error -------
+
+
+def test_secagg_round_equals_fedavg_within_quantisation_bound(
+    secagg_run: Simulated, plain_run: Simulated
+) -> None:
+    """Flower's SecAgg+ (one client i, weight r_i = n_i / MW):
+    dq_i = round(r_i Q) / Q, client sends stochastic-round((dq_i p_i + C) Q / 2C),
+    server returns (sum dq_i p_i + E) / sum dq_i with |E| <= N 2C/Q (one unit of
+    stochastic rounding per client). Against FedAvg (weights r_i) the weight
+    rounding |dq_i - r_i| <= 1/2Q moves the average by at most
+    N/(Q sum dq_i) * max|p_i - avg| <= N 2C/(Q sum dq_i). Checkpoints are float32.
+    """
+    plaintext = _round1_plain(plain_run)
+    examples = [n for n, _ in plaintext.values()]
+    secagg = _checkpoint(secagg_run.run_dir, 1)
+    fedavg = _checkpoint(plain_run.run_dir, 1)
+    dq_total = sum(round(n / MAX_WEIGHT * QUANT) / QUANT for n in examples)
+    bound = 2 * len(examples) * 2 * CLIP / (QUANT * dq_total)
+    largest = max(float(np.abs(w).max()) for w in fedavg)
+    bound += 2 * largest * np.finfo(np.float32).eps
+
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(secagg, fedavg, strict=True))
+    moved = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(fedavg, _checkpoint(plain_run.run_dir, 2), strict=True)
+    )
+    print(
+        f"SecAgg+ vs FedAvg round 1: max |diff| = {diff:.3g}, bound = {bound:.3g}, "
+        f"examples = {examples}"
+    )
+
+    assert max(examples) <= MAX_WEIGHT and largest < CLIP  # no clipping, no overflow
+    assert (
+        0 < diff <= bound
+    )  # SecAgg+ really ran (quantisation noise), and within bound
+    assert moved > 100 * bound  # a round of training is far bigger than the bound
+
+
+def test_plain_round_is_fedavg_of_captured_updates(plain_run: Simulated) -> None:
+    plaintext = _round1_plain(plain_run)
+    total = sum(n for n, _ in plaintext.values())
+    expected = [
+        sum(n * p[i] for n, p in plaintext.values()) / total
+        for i in range(len(next(iter(plaintext.values()))[1]))
+    ]
+
+    for got, want in zip(_checkpoint(plain_run.run_dir, 1), expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+# -- 2. under SecAgg+ the server never sees a hospital's update ------------------------
+
+
+def test_server_receives_masked_vectors_not_hospital_updates(
+    secagg_run: Simulated, plain_run: Simulated
+) -> None:
+    plaintext = _round1_plain(plain_run)
+    masked = {h: reply for h, _, reply in _fit_replies(secagg_run.replies)[:3]}
+    assert sorted(masked) == sorted(plaintext) == list(HOSPITALS)
+
+    for hospital, reply in masked.items():
+        n, update = plaintext[hospital]
+        configs = reply.content.config_records[RECORD_KEY_CONFIGS]
+        received = [_from_bytes(b) for b in configs[Key.MASKED_PARAMETERS]]
+        factor = round(n / MAX_WEIGHT * QUANT)
+        quantised = [(factor / QUANT * p + CLIP) * QUANT / (2 * CLIP) for p in update]
+
+        # no plaintext weights travel with the reply
+        assert all(len(rec) == 0 for rec in reply.content.array_records.values())
+        assert int(received[0].ravel()[0]) != factor  # the weight is masked too
+        # the masked vector is neither the update nor its quantisation (mod 2^32)
+        flat_q = np.concatenate([q.ravel() for q in quantised])
+        flat_r = np.concatenate([r.ravel().astype(np.float64) for r in received[1:]])
+        distance = np.abs((flat_r - np.round(flat_q)) % MOD_RANGE)
+        distance = np.minimum(distance, MOD_RANGE - distance)
+        assert flat_r.shape == flat_q.shape
+        assert np.mean(distance <= 2) < 0.01
+        flat_p = np.concatenate([p.ravel() for p in update])
+        assert not np.allclose(flat_r, flat_p, atol=1.0)
+
+
+def _from_bytes(data: bytes) -> np.ndarray:
+    from flwr.common import bytes_to_ndarray
+
+    return bytes_to_ndarray(data)
+
+
+# -- 3. resume after a stop, 4. a budget-exhausted hospital declines -------------------
+
+
+def test_resume_continues_rounds_without_recalibrating(
+    plain_run: Simulated, resumed_run: dict[str, Any]
+) -> None:
+    run_dir = plain_run.run_dir
+    history = _history(run_dir)
+    states = {
+        r: json.loads(
+            (run_dir / "checkpoints" / f"round_{r:04d}" / "state.json").read_text()
+        )
+        for r in (1, 2, 3)
+    }
+
+    assert [r["round"] for r in history["rounds"]] == [1, 2, 3]
+    assert history["rounds"][:2] == resumed_run["before"]["history"]["rounds"]
+    assert states[3]["previous_sha256"] == states[2]["weights_sha256"]
+    assert states[3]["run_name"] == "ci"
+    for hospital in HOSPITALS:
+        plans = [p for p in _ledger(plain_run, hospital).plans if p["run_id"] == "ci"]
+        assert plans == [
+            p for p in resumed_run["before"]["plans"][hospital] if p["run_id"] == "ci"
+        ]
+        assert len(plans) == 1
+
+
+def test_budget_exhausted_hospital_declines_and_is_not_charged(
+    plain_run: Simulated, resumed_run: dict[str, Any]
+) -> None:
+    round3 = _history(plain_run.run_dir)["rounds"][2]
+    h3 = _ledger(plain_run, "h3")
+
+    assert round3["participating"] == ["h1", "h2"]
+    assert round3["declined"] == ["h3"]
+    assert round3["fit"]["h3"]["examples"] == 0
+    assert "privacy budget" in round3["fit"]["h3"]["reason"]
+    assert "refused before it started" in round3["fit"]["h3"]["reason"]
+    assert h3.records == resumed_run["before"]["h3_records"]
+    assert h3.spent_epsilon == resumed_run["before"]["h3_spent"]
+    for hospital in ("h1", "h2"):
+        assert round3["fit"][hospital]["examples"] > 0
+        assert _ledger(plain_run, hospital).entries[-1]["run_id"] == "ci"
