@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/fedcare demo
+	$(BIN)/fedcare simulate --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

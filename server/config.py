@@ -33,7 +33,7 @@ class RunConfig:
     min_available_hospitals: int = 2
     local_epochs: int = 1
     batch_size: int = 64
-    learning_rate: float = 0.005
+    learning_rate: float = 0.001
     max_grad_norm: float = 1.0
     run_epsilon: float = 2.0
     dp: bool = True

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def backend_config(client_cpus: float, client_gpus: float, num_cpus: int | None,
-                   ray_address: str | None) -> dict[str, Any]:
+                   ray_address: str | None, verbose: bool = False) -> dict[str, Any]:
     """Ray settings: resources per hospital, and either a local Ray or a cluster."""
-    init: dict[str, Any] = {}
+    init: dict[str, Any] = {} if verbose else {"logging_level": "warning",
+                                                "log_to_driver": False}
     if ray_address:
         init["address"] = ray_address
     else:
@@ -42,7 +43,8 @@ def _gpus() -> int:
 
 def run_simulated(run: RunConfig, nodes: list[dict[str, Any]], *, client_cpus: float = 1.0,
                   client_gpus: float = 0.0, num_cpus: int | None = None,
-                  ray_address: str | None = None, progress: Any = None) -> RunConfig:
+                  ray_address: str | None = None, progress: Any = None,
+                  verbose: bool = False) -> RunConfig:
     """Run the federation on ``nodes`` (one node config per simulated hospital)."""
     from flwr.simulation import run_simulation
 
@@ -57,6 +59,7 @@ def run_simulated(run: RunConfig, nodes: list[dict[str, Any]], *, client_cpus: f
         server_app=make_server_app(run, progress),
         client_app=client_app,
         num_supernodes=len(nodes),
-        backend_config=backend_config(client_cpus, client_gpus, num_cpus, ray_address),
+        backend_config=backend_config(client_cpus, client_gpus, num_cpus, ray_address,
+                                      verbose),
     )
     return run

@@ -46,6 +46,7 @@ class SimulationOptions:
     client_gpus: float = 0.0
     num_cpus: int | None = None
     ray_address: str | None = None
+    verbose: bool = False
 
     @property
     def ledgers(self) -> Path:
@@ -102,7 +103,8 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
                                                       shares - 1 if shares > 2 else shares))
     start = time.monotonic()
     run = run_simulated(run, nodes, client_cpus=opts.client_cpus, client_gpus=opts.client_gpus,
-                        num_cpus=opts.num_cpus, ray_address=opts.ray_address, progress=progress)
+                        num_cpus=opts.num_cpus, ray_address=opts.ray_address, progress=progress,
+                        verbose=opts.verbose)
     timings["federation_s"] = round(time.monotonic() - start, 1)
     sites = [baselines.Site(d.name, d) for d in dirs]
     table: dict[str, dict[str, Any]] = {}

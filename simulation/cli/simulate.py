@@ -52,6 +52,8 @@ def command(
     """Simulate a federation of hospitals with DP and SecAgg+, with baselines and a report."""
     setup_logging(verbose)
     if not verbose:
+        import flwr.common.logger  # noqa: F401  (importing flwr sets its own level)
+
         logging.getLogger("flwr").setLevel(logging.WARNING)
     with user_errors():
         from dataclasses import replace
@@ -72,7 +74,7 @@ def command(
             label_skew=label_skew, data_dir=data_dir, ledger_dir=ledger_dir, epsilon=epsilon,
             delta=delta, with_baselines=not no_baselines, overwrite=overwrite,
             client_cpus=client_cpus, client_gpus=_gpus(client_gpus, hospitals),
-            num_cpus=num_cpus, ray_address=ray_address,
+            num_cpus=num_cpus, ray_address=ray_address, verbose=verbose,
         )
         with _progress(run.num_server_rounds, format) as progress:
             summary = simulate(opts, progress)
