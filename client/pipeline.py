@@ -31,15 +31,23 @@ def build_model(task: Task, prepared: Prepared, dp: bool) -> Any:
     return create_model(task.model, **task.model_config(prepared), dp=dp)
 
 
-def make_card(task: Task, model: Any, prepared: Prepared, threshold: float | None,
-              privacy: dict[str, Any] | None) -> ModelCard:
+def make_card(
+    task: Task,
+    model: Any,
+    prepared: Prepared,
+    threshold: float | None,
+    privacy: dict[str, Any] | None,
+) -> ModelCard:
     spec = get_spec(task.model)
     return ModelCard(
         model=task.model,
         model_config=dict(model.config),
         task=task.name,
-        input_spec={**spec.input_spec, "seq_len": model.config["seq_len"],
-                    "n_features": model.config["n_features"]},
+        input_spec={
+            **spec.input_spec,
+            "seq_len": model.config["seq_len"],
+            "n_features": model.config["n_features"],
+        },
         normalisation=prepared.normalisation,
         threshold=threshold,
         classes=task.classes,
@@ -58,7 +66,9 @@ def train_local(
     """Train ``task_name`` on ``data`` (its own split) and score its test split."""
     task = get_task(task_name)
     prepared = task.prepare(data, seed=config.seed)
-    get_spec(task.model)  # registering models draws random weights: do it before seeding
+    get_spec(
+        task.model
+    )  # registering models draws random weights: do it before seeding
     seed_everything(config.seed)  # the initial weights, too, follow the seed
     model = build_model(task, prepared, dp=private is not None)
     fit = task.fit_arrays(prepared)
@@ -67,10 +77,21 @@ def train_local(
     threshold = task.calibrate(model, prepared)
     privacy = None
     if private is not None:
-        privacy = {k: training[k] for k in
-                   ("epsilon_spent", "epsilon_budget", "delta", "noise_multiplier", "sample_rate")}
-        privacy.update(accountant=private.ledger.budget.accountant, run_id=private.run_id,
-                       max_grad_norm=config.max_grad_norm)
+        privacy = {
+            k: training[k]
+            for k in (
+                "epsilon_spent",
+                "epsilon_budget",
+                "delta",
+                "noise_multiplier",
+                "sample_rate",
+            )
+        }
+        privacy.update(
+            accountant=private.ledger.budget.accountant,
+            run_id=private.run_id,
+            max_grad_norm=config.max_grad_norm,
+        )
     card = make_card(task, model, prepared, threshold, privacy)
     metrics = task.score(model, prepared.test, card)
     card.metrics = {"test": metrics}
@@ -83,5 +104,9 @@ def evaluate_dir(model_dir: Path, data: Path) -> dict[str, Any]:
     model, card = load_model_dir(model_dir)
     task = get_task(card.task)
     arrays: Arrays = task.prepare_all(data, card)
-    return {"task": card.task, "model": card.model, "examples": len(arrays),
-            "metrics": task.score(model, arrays, card)}
+    return {
+        "task": card.task,
+        "model": card.model,
+        "examples": len(arrays),
+        "metrics": task.score(model, arrays, card),
+    }

@@ -46,7 +46,9 @@ class TrainConfig:
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
         if self.optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+            raise ConfigError(
+                f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}"
+            )
         if not self.max_grad_norm > 0:
             raise ConfigError(f"max-grad-norm must be > 0, got {self.max_grad_norm}")
         if self.proximal_mu < 0:
@@ -87,12 +89,16 @@ def steps_per_epoch(n_examples: int, batch_size: int) -> int:
     return max(1, math.ceil(n_examples / batch_size))
 
 
-def _loader(x: np.ndarray, y: np.ndarray | None, batch: int, shuffle: bool, seed: int) -> DataLoader:
+def _loader(
+    x: np.ndarray, y: np.ndarray | None, batch: int, shuffle: bool, seed: int
+) -> DataLoader:
     tensors = [torch.as_tensor(x, dtype=torch.float32)]
     if y is not None:
         tensors.append(torch.as_tensor(y))
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(*tensors), batch_size=batch, shuffle=shuffle, generator=gen)
+    return DataLoader(
+        TensorDataset(*tensors), batch_size=batch, shuffle=shuffle, generator=gen
+    )
 
 
 def train(
@@ -113,7 +119,9 @@ def train(
     seed_everything(config.seed)
     device = resolve_device(config.device)
     model.to(device)
-    reference = [p.detach().clone() for p in model.parameters()] if config.proximal_mu else None
+    reference = (
+        [p.detach().clone() for p in model.parameters()] if config.proximal_mu else None
+    )
     optimizer = _optimizer(model, config)
     loader = _loader(x, y, min(config.batch_size, len(x)), True, config.seed)
     if private is None:
@@ -121,7 +129,9 @@ def train(
     return _train_private(model, optimizer, loader, config, device, reference, private)
 
 
-def _train_private(model, optimizer, loader, config, device, reference, private) -> dict[str, Any]:
+def _train_private(
+    model, optimizer, loader, config, device, reference, private
+) -> dict[str, Any]:
     from client.privacy import make_private
 
     n = len(loader.dataset)
@@ -136,17 +146,31 @@ def _train_private(model, optimizer, loader, config, device, reference, private)
         run_epsilon=private.run_epsilon,
     )
     private.ledger.check(plan, steps)
-    dp_model, dp_optimizer, dp_loader = make_private(model, optimizer, loader, plan, seed=config.seed)
+    dp_model, dp_optimizer, dp_loader = make_private(
+        model, optimizer, loader, plan, seed=config.seed
+    )
     counter = {"steps": 0}
     try:
         result = _run_epochs(
-            dp_model._module, dp_model, dp_optimizer, dp_loader, config, device, reference, counter
+            dp_model._module,
+            dp_model,
+            dp_optimizer,
+            dp_loader,
+            config,
+            device,
+            reference,
+            counter,
         )
     finally:
         if counter["steps"]:
             private.ledger.charge(plan, counter["steps"])
         _detach_hooks(dp_model)
-    log.info("batch %d, sample rate %.4f, sigma %.3f", batch, sample_rate, plan.noise_multiplier)
+    log.info(
+        "batch %d, sample rate %.4f, sigma %.3f",
+        batch,
+        sample_rate,
+        plan.noise_multiplier,
+    )
     result.update(
         noise_multiplier=plan.noise_multiplier,
         sample_rate=plan.sample_rate,
@@ -184,7 +208,7 @@ def _run_epochs(
             if len(xb) and math.isfinite(loss.item()):
                 losses.append(loss.item())
     return {
-        "train_loss": float(np.mean(losses[-max(1, len(losses) // config.epochs):]))
+        "train_loss": float(np.mean(losses[-max(1, len(losses) // config.epochs) :]))
         if losses
         else None,
         "steps": counter["steps"],
@@ -194,24 +218,30 @@ def _run_epochs(
 
 
 @torch.no_grad()
-def _proximal_step(model: nn.Module, reference: list[torch.Tensor], config: TrainConfig) -> None:
+def _proximal_step(
+    model: nn.Module, reference: list[torch.Tensor], config: TrainConfig
+) -> None:
     """FedProx: a step on ``mu/2 * ||w - w_global||^2`` after the data step.
 
     The proximal term does not depend on patient data, so applying it after the
     (privatised) data gradient costs no privacy; inside the DP loss it would be
     silently dropped, because Opacus rebuilds gradients from per-sample ones.
     """
-    for param, ref in zip(model.parameters(), reference):
+    for param, ref in zip(model.parameters(), reference, strict=True):
         param.sub_(config.lr * config.proximal_mu * (param - ref.to(param.device)))
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512, device: str = "auto") -> np.ndarray:
+def predict(
+    model: nn.Module, x: np.ndarray, batch_size: int = 512, device: str = "auto"
+) -> np.ndarray:
     """``model.predict`` over ``x`` in batches, eval mode, as a numpy array."""
     dev = resolve_device(device)
     model.to(dev).eval()
     outputs = [
-        model.predict(torch.as_tensor(x[i : i + batch_size], dtype=torch.float32, device=dev)).cpu()
+        model.predict(
+            torch.as_tensor(x[i : i + batch_size], dtype=torch.float32, device=dev)
+        ).cpu()
         for i in range(0, len(x), batch_size)
     ]
     if not outputs:
@@ -240,13 +270,19 @@ def evaluate(
 
     out = predict(model, x)
     if kind == "binary":
-        return metrics.binary_metrics(y, out[:, 1], 0.5 if threshold is None else threshold)
+        return metrics.binary_metrics(
+            y, out[:, 1], 0.5 if threshold is None else threshold
+        )
     if kind == "multiclass":
-        return metrics.multiclass_metrics(y, out, classes or [str(k) for k in range(out.shape[1])])
+        return metrics.multiclass_metrics(
+            y, out, classes or [str(k) for k in range(out.shape[1])]
+        )
     if kind == "regression":
         return metrics.regression_metrics(y, out)
     if kind == "reconstruction":
         if threshold is None:
-            raise ConfigError("an autoencoder needs its calibrated threshold to be evaluated")
+            raise ConfigError(
+                "an autoencoder needs its calibrated threshold to be evaluated"
+            )
         return metrics.anomaly_metrics(y, out, threshold)
     raise ConfigError(f"unknown task kind {kind!r}")

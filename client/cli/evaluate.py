@@ -9,11 +9,15 @@ import typer
 
 from client.cli.common import OutputFormat, emit, setup_logging, user_errors
 
+_MODEL = typer.Option(..., "--model", help="Model directory (card.json + weights).")
+_DATA = typer.Option(..., "--data", help="Hospital folder or data file/directory.")
+_FORMAT = typer.Option(OutputFormat.text, "--format")
+
 
 def command(
-    model: Path = typer.Option(..., "--model", help="Model directory (card.json + weights)."),
-    data: Path = typer.Option(..., "--data", help="Hospital folder or data file/directory."),
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
+    model: Path = _MODEL,
+    data: Path = _DATA,
+    format: OutputFormat = _FORMAT,
 ) -> None:
     """Score every example of DATA (no split) and print the task's metrics."""
     setup_logging()
@@ -25,7 +29,9 @@ def command(
 
 
 def _print(payload: dict[str, Any]) -> None:
-    typer.echo(f"{payload['task']} ({payload['model']}), {payload['examples']} examples")
+    typer.echo(
+        f"{payload['task']} ({payload['model']}), {payload['examples']} examples"
+    )
     for key, value in payload["metrics"].items():
         shown = f"{value:.4f}" if isinstance(value, float) else value
         typer.echo(f"  {key}: {shown}")

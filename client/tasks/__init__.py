@@ -25,7 +25,9 @@ def get_task(name: str) -> Task:
     try:
         return TASKS[name]
     except KeyError:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+        raise ConfigError(
+            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}"
+        ) from None
 
 
 __all__ = ["TASKS", "Arrays", "Prepared", "Task", "get_task"]

@@ -53,6 +53,16 @@ class Task:
     model: str = ""
     kind: str = ""  # binary | multiclass | regression | reconstruction
     classes: list[str] | None = None
+    # Recommended local training for this task's data size under DP-SGD
+    # (``TrainConfig`` fields; see ``recommended_config``).
+    train_defaults: dict[str, Any] = {}
+
+    def recommended_config(self, **overrides: Any) -> Any:
+        """``TrainConfig`` from this task's defaults; ``None`` overrides are ignored."""
+        from client.training import TrainConfig
+
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return TrainConfig(**{**self.train_defaults, **given})
 
     def prepare(self, path: Path, seed: int = 0) -> Prepared:
         raise NotImplementedError
@@ -91,20 +101,34 @@ class Task:
                 return best_f1_threshold(part.y, predict(model, part.x)[:, 1])
         return 0.5
 
-    def score(self, model: nn.Module, arrays: Arrays, card: ModelCard) -> dict[str, Any]:
+    def score(
+        self, model: nn.Module, arrays: Arrays, card: ModelCard
+    ) -> dict[str, Any]:
         from client.training import evaluate
 
         return evaluate(
-            model, arrays.x, arrays.y, self.kind, threshold=card.threshold, classes=card.classes
+            model,
+            arrays.x,
+            arrays.y,
+            self.kind,
+            threshold=card.threshold,
+            classes=card.classes,
         )
 
 
-def split_arrays(arrays: Arrays, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> tuple[Arrays, Arrays, Arrays]:
+def split_arrays(
+    arrays: Arrays, train: np.ndarray, val: np.ndarray, test: np.ndarray
+) -> tuple[Arrays, Arrays, Arrays]:
     return arrays.subset(train), arrays.subset(val), arrays.subset(test)
 
 
-def label_counts(y: np.ndarray | None, names: list[str] | None = None) -> dict[str, int]:
+def label_counts(
+    y: np.ndarray | None, names: list[str] | None = None
+) -> dict[str, int]:
     if y is None:
         return {}
     values, counts = np.unique(y, return_counts=True)
-    return {(names[int(v)] if names else str(v)): int(c) for v, c in zip(values, counts)}
+    return {
+        (names[int(v)] if names else str(v)): int(c)
+        for v, c in zip(values, counts, strict=True)
+    }

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from client.data import AAMI_CLASSES, BeatSet, load_beats, resolve_data_path, split_groups
+from client.data import (
+    AAMI_CLASSES,
+    BeatSet,
+    load_beats,
+    resolve_data_path,
+    split_groups,
+)
 from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task, label_counts, split_arrays
 from shared_models.export import ModelCard
@@ -44,6 +50,10 @@ def read_beats(path: Path, spec: dict[str, Any]) -> BeatSet:
 
 class _BeatTask(Task):
     data_kind = "ecg"
+    # A hospital has a few thousand beats: large batches keep the DP noise on the
+    # mean gradient small (sigma * clip / batch), a high learning rate and several
+    # epochs make up for the clipped, noisy steps.
+    train_defaults = {"epochs": 6, "batch_size": 128, "lr": 1e-2, "max_grad_norm": 1.0}
 
     def _labels(self, beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
         """(kept mask, label per kept beat)."""
@@ -53,7 +63,9 @@ class _BeatTask(Task):
         keep, y = self._labels(beats)
         if not keep.any():
             raise DataError(f"{source}: no beats usable for task {self.name}")
-        return Arrays(normalise_beats(beats.beats[keep]), y, np.asarray(beats.patient)[keep])
+        return Arrays(
+            normalise_beats(beats.beats[keep]), y, np.asarray(beats.patient)[keep]
+        )
 
     def prepare(self, path: Path, seed: int = 0) -> Prepared:
         beats = read_beats(path, BEAT)
@@ -84,6 +96,9 @@ class EcgArrhythmia(_BeatTask):
     kind = "binary"
     classes = ["N", "V"]
     label_names = ["N", "V"]
+    # Measured on synthetic hospitals (epsilon 1): batch 256 gave cross-hospital
+    # AUROC 0.60 where batch 128 gave 0.39, in fewer steps.
+    train_defaults = {"epochs": 6, "batch_size": 256, "lr": 2e-2, "max_grad_norm": 1.0}
 
     def _labels(self, beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
         keep = np.isin(beats.aami, [N, V])

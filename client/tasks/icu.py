@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from client.data import (
     VitalsSet,
@@ -31,6 +32,9 @@ HOURS = 48
 class _VitalsTask(Task):
     data_kind = "vitals"
     label = ""
+    # ~50 training stays: a batch of 64 would be the whole split (sample rate 1,
+    # one step per epoch); small batches give DP-SGD amplification by sampling.
+    train_defaults = {"epochs": 30, "batch_size": 8, "lr": 5e-3, "max_grad_norm": 1.0}
 
     def _target(self, vitals: VitalsSet, source: Path) -> np.ndarray:
         if self.label not in vitals.labels:
@@ -45,10 +49,16 @@ class _VitalsTask(Task):
         y = self._target(vitals, path)
         split = split_groups(np.asarray(vitals.patient), seed=seed)
         stats = fit_vitals_stats(vitals.x[split.train])
-        arrays = Arrays(apply_vitals_stats(vitals.x, stats), y, np.asarray(vitals.patient))
+        arrays = Arrays(
+            apply_vitals_stats(vitals.x, stats), y, np.asarray(vitals.patient)
+        )
         train, val, test = split_arrays(arrays, split.train, split.val, split.test)
-        norm = {"method": "median impute, clip, z-score", "hours": HOURS,
-                "features": list(vitals.features), **stats}
+        norm = {
+            "method": "median impute, clip, z-score",
+            "hours": HOURS,
+            "features": list(vitals.features),
+            **stats,
+        }
         summary = {
             "source": vitals.source,
             "patients": int(len(np.unique(arrays.groups))),
@@ -62,12 +72,14 @@ class _VitalsTask(Task):
 
     def prepare_all(self, path: Path, card: ModelCard) -> Arrays:
         norm = card.normalisation
-        vitals = load_vitals(resolve_data_path(path, "vitals"), hours=int(norm["hours"]))
+        vitals = load_vitals(
+            resolve_data_path(path, "vitals"), hours=int(norm["hours"])
+        )
         expected = list(norm["features"])
         if list(vitals.features) != expected:
             raise DataError(
-                f"{path}: vitals columns {list(vitals.features)} differ from the model's "
-                f"{expected}; provide the same vitals, in the same order"
+                f"{path}: vitals columns {list(vitals.features)} differ from the "
+                f"model's {expected}; provide the same vitals, in the same order"
             )
         y = self._target(vitals, path) if self.label in vitals.labels else None
         return Arrays(apply_vitals_stats(vitals.x, norm), y, np.asarray(vitals.patient))
@@ -99,5 +111,20 @@ class IcuLengthOfStay(_VitalsTask):
     label = "length_of_stay_days"
 
     def _label_summary(self, y: np.ndarray) -> dict[str, Any]:
-        return {"length_of_stay_days_train": {
-            "mean": float(np.mean(y)), "median": float(np.median(y)), "max": float(np.max(y))}}
+        return {
+            "length_of_stay_days_train": {
+                "mean": float(np.mean(y)),
+                "median": float(np.median(y)),
+                "max": float(np.max(y)),
+            }
+        }
+
+    def score(
+        self, model: nn.Module, arrays: Arrays, card: ModelCard
+    ) -> dict[str, Any]:
+        """MAE/RMSE, and the MAE of always predicting the training median (a floor)."""
+        out = super().score(model, arrays, card)
+        median = card.training_data.get("length_of_stay_days_train", {}).get("median")
+        if median is not None and arrays.y is not None and len(arrays.y):
+            out["baseline_mae_days"] = float(np.mean(np.abs(arrays.y - median)))
+        return out

@@ -65,11 +65,11 @@ def segments(keys: np.ndarray) -> list[tuple[int, int]]:
         return []
     change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
     bounds = [0, *change.tolist(), len(keys)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def window_starts(a: int, b: int, window: int, stride: int) -> np.ndarray:
-    """Starts of windows inside [a, b); the last one ends at b so every row is covered."""
+    """Starts of windows inside [a, b); the last ends at b, so every row is covered."""
     if b - a < window:
         return np.zeros(0, dtype=np.int64)
     starts = np.arange(a, b - window + 1, stride)
@@ -78,9 +78,14 @@ def window_starts(a: int, b: int, window: int, stride: int) -> np.ndarray:
     return starts.astype(np.int64)
 
 
-def windows_of(values: np.ndarray, rows: np.ndarray, keys: np.ndarray, stride: int) -> np.ndarray:
+def windows_of(
+    values: np.ndarray, rows: np.ndarray, keys: np.ndarray, stride: int
+) -> np.ndarray:
     """Absolute window starts over ``rows`` (sorted), within equal ``keys`` runs."""
-    starts = [rows[a] + window_starts(0, b - a, WINDOW, stride) for a, b in segments(keys[rows])]
+    starts = [
+        rows[a] + window_starts(0, b - a, WINDOW, stride)
+        for a, b in segments(keys[rows])
+    ]
     return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
 
 
@@ -90,14 +95,33 @@ class SignalAnomaly(Task):
     model = "dense_autoencoder"
     kind = "reconstruction"
     percentile = 99.0
+    # ~1-2k windows per hospital and a small dense model: epochs are cheap.
+    train_defaults = {"epochs": 15, "batch_size": 64, "lr": 5e-3, "max_grad_norm": 1.0}
 
-    def _arrays(self, values: np.ndarray, labels: np.ndarray | None, keys: np.ndarray,
-                rows: np.ndarray, series: np.ndarray) -> Arrays:
+    def _arrays(
+        self,
+        values: np.ndarray,
+        labels: np.ndarray | None,
+        keys: np.ndarray,
+        rows: np.ndarray,
+        series: np.ndarray,
+    ) -> Arrays:
         starts = windows_of(values, rows, keys, STRIDE)
-        x = np.stack([values[s : s + WINDOW] for s in starts]) if len(starts) else (
-            np.zeros((0, WINDOW, values.shape[1]), np.float32))
-        y = None if labels is None else np.array([labels[s : s + WINDOW].max() for s in starts])
-        extra = {"starts": starts, "rows": rows, "row_labels": None if labels is None else labels[rows]}
+        x = (
+            np.stack([values[s : s + WINDOW] for s in starts])
+            if len(starts)
+            else (np.zeros((0, WINDOW, values.shape[1]), np.float32))
+        )
+        y = (
+            None
+            if labels is None
+            else np.array([labels[s : s + WINDOW].max() for s in starts])
+        )
+        extra = {
+            "starts": starts,
+            "rows": rows,
+            "row_labels": None if labels is None else labels[rows],
+        }
         return Arrays(x.astype(np.float32), y, series[starts], extra)
 
     def prepare(self, path: Path, seed: int = 0) -> Prepared:
@@ -109,28 +133,46 @@ class SignalAnomaly(Task):
         values = apply_signal_stats(signals.values, stats)
         series = np.asarray(signals.series)
         keys = np.char.add(series.astype(str), parts.astype(str))
-        made = [self._arrays(values, labels, keys, np.flatnonzero(parts == p), series)
-                for p in (TRAIN, VAL, TEST)]
-        for name, arr in zip(("train", "validation", "test"), made):
+        made = [
+            self._arrays(values, labels, keys, np.flatnonzero(parts == p), series)
+            for p in (TRAIN, VAL, TEST)
+        ]
+        for name, arr in zip(("train", "validation", "test"), made, strict=True):
             if len(arr) == 0:
-                raise DataError(f"{path}: the {name} part has no window of {WINDOW} rows; "
-                                "give longer signals or more sessions")
-        norm = {"method": "per-channel z-score", "window": WINDOW, "stride": STRIDE,
-                "channels": list(signals.channels), **stats}
-        summary = {"source": signals.source, "series": int(len(np.unique(series))),
-                   "rows": {n: int((parts == p).sum()) for n, p in
-                            (("train", TRAIN), ("val", VAL), ("test", TEST))},
-                   "anomalous_rows": None if labels is None else int(labels.sum())}
+                raise DataError(
+                    f"{path}: the {name} part has no window of {WINDOW} rows; "
+                    "give longer signals or more sessions"
+                )
+        norm = {
+            "method": "per-channel z-score",
+            "window": WINDOW,
+            "stride": STRIDE,
+            "channels": list(signals.channels),
+            **stats,
+        }
+        summary = {
+            "source": signals.source,
+            "series": int(len(np.unique(series))),
+            "rows": {
+                n: int((parts == p).sum())
+                for n, p in (("train", TRAIN), ("val", VAL), ("test", TEST))
+            },
+            "anomalous_rows": None if labels is None else int(labels.sum()),
+        }
         return Prepared(*made, norm, summary)
 
     def prepare_all(self, path: Path, card: ModelCard) -> Arrays:
         signals = load_signals(resolve_data_path(path, "signals"))
         if list(signals.channels) != list(card.normalisation["channels"]):
-            raise DataError(f"{path}: channels {list(signals.channels)} differ from the "
-                            f"model's {card.normalisation['channels']}")
+            raise DataError(
+                f"{path}: channels {list(signals.channels)} differ from the "
+                f"model's {card.normalisation['channels']}"
+            )
         values = apply_signal_stats(signals.values, card.normalisation)
         series = np.asarray(signals.series)
-        return self._arrays(values, signals.is_anomaly, series, np.arange(len(series)), series)
+        return self._arrays(
+            values, signals.is_anomaly, series, np.arange(len(series)), series
+        )
 
     def model_config(self, prepared: Prepared) -> dict[str, Any]:
         return {**super().model_config(prepared), "noise_std": 0.05}
@@ -146,10 +188,12 @@ class SignalAnomaly(Task):
         rows = arrays.extra["rows"]
         total = np.zeros(rows.max() + 1 if len(rows) else 0)
         count = np.zeros_like(total)
-        for start, score in zip(arrays.extra["starts"], scores):
+        for start, score in zip(arrays.extra["starts"], scores, strict=True):
             total[start : start + WINDOW] += score
             count[start : start + WINDOW] += 1
-        return np.where(count[rows] > 0, total[rows] / np.maximum(count[rows], 1), np.nan)
+        return np.where(
+            count[rows] > 0, total[rows] / np.maximum(count[rows], 1), np.nan
+        )
 
     def calibrate(self, model: nn.Module, prepared: Prepared) -> float:
         scores = self.row_scores(model, prepared.val)
@@ -159,10 +203,14 @@ class SignalAnomaly(Task):
             raise DataError("no normal rows in the validation part to calibrate on")
         return calibrate_threshold(scores[normal], self.percentile)
 
-    def score(self, model: nn.Module, arrays: Arrays, card: ModelCard) -> dict[str, Any]:
+    def score(
+        self, model: nn.Module, arrays: Arrays, card: ModelCard
+    ) -> dict[str, Any]:
         scores = self.row_scores(model, arrays)
         labels = arrays.extra["row_labels"]
         ok = np.isfinite(scores)
-        out = anomaly_metrics(None if labels is None else labels[ok], scores[ok], card.threshold)
+        out = anomaly_metrics(
+            None if labels is None else labels[ok], scores[ok], card.threshold
+        )
         out["rows_unscored"] = int((~ok).sum())
         return out

@@ -163,3 +163,12 @@ def test_signal_row_scores_cover_every_row(
     assert task.score(model, other, card)["rows_unscored"] == 0
     test_scores = task.row_scores(model, p.test)
     assert len(test_scores) == len(p.test.extra["rows"])
+
+
+def test_every_task_recommends_a_training_config() -> None:
+    for name, task in TASKS.items():
+        config = task.recommended_config(seed=3)
+        assert config.seed == 3 and config.epochs >= 1, name
+    icu = get_task("icu-los").recommended_config(epochs=None, lr=0.1)
+    assert icu.lr == 0.1 and icu.epochs == get_task("icu-los").train_defaults["epochs"]
+    assert icu.batch_size < 64  # ~50 training stays: never the whole split per step

@@ -57,7 +57,7 @@ def test_training_without_dp_is_deterministic_given_the_seed() -> None:
         model = _model(dp=False)
         result = train(model, x, y, CONFIG)
         runs.append((_weights(model), result["train_loss"]))
-    assert all(torch.equal(a, b) for a, b in zip(runs[0][0], runs[1][0]))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][0], runs[1][0], strict=True))
     assert runs[0][1] == runs[1][1]
     assert result["steps"] == 2 * 3
 
@@ -70,7 +70,7 @@ def test_private_training_is_deterministic_given_the_seed(tmp_path: Path) -> Non
         ledger = PrivacyLedger.open(tmp_path / f"l{i}.jsonl", PrivacyBudget(3.0, 1e-5))
         train(model, x, y, CONFIG, PrivateRun(ledger, "run", run_epsilon=1.0))
         weights.append(_weights(model))
-    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
 
 
 def test_a_different_seed_trains_differently() -> None:
@@ -78,11 +78,15 @@ def test_a_different_seed_trains_differently() -> None:
     a, b = _model(dp=False), _model(dp=False)
     train(a, x, y, CONFIG)
     train(b, x, y, TrainConfig(**{**CONFIG.__dict__, "seed": 4}))
-    assert not all(torch.equal(p, q) for p, q in zip(_weights(a), _weights(b)))
+    assert not all(
+        torch.equal(p, q) for p, q in zip(_weights(a), _weights(b), strict=True)
+    )
 
 
 def _distance(model: torch.nn.Module, start: list[torch.Tensor]) -> float:
-    return float(sum(((p - s) ** 2).sum() for p, s in zip(_weights(model), start)))
+    return float(
+        sum(((p - s) ** 2).sum() for p, s in zip(_weights(model), start, strict=True))
+    )
 
 
 def test_fedprox_keeps_the_weights_closer_to_the_start() -> None:
@@ -129,7 +133,7 @@ def test_an_overspending_run_is_refused_before_training(tmp_path: Path) -> None:
     before = _weights(model)
     with pytest.raises(BudgetExceededError, match="refused before training"):
         train(model, x, y, CONFIG, PrivateRun(ledger, "second", 0.5))
-    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model)))
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model), strict=True))
     assert ledger.path.read_bytes() == before_ledger
 
 
@@ -141,7 +145,7 @@ def test_more_steps_than_the_plan_are_refused_before_training(tmp_path: Path) ->
     before, size = _weights(model), ledger.path.stat().st_size
     with pytest.raises(BudgetExceededError, match="refused before it started"):
         train(model, x, y, CONFIG, run)  # 6 steps
-    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model)))
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(model), strict=True))
     assert ledger.path.stat().st_size > size  # the plan is recorded ...
     assert PrivacyLedger(ledger.path).entries == []  # ... but nothing is charged
 

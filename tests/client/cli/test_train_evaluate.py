@@ -1,0 +1,177 @@
+"""`fedcare train` and `fedcare evaluate` through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from client.cli.main import app
+
+runner = CliRunner()
+TASK = "icu-deterioration"  # the smallest data set: a few private steps
+FAST = ["--epochs", "1", "--batch-size", "8", "--device", "cpu"]
+
+
+def _train(data: Path, tmp_path: Path, *extra: str, out: str = "model") -> object:
+    args = [
+        "train",
+        "--task",
+        TASK,
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / out),
+        "--ledger",
+        str(tmp_path / "ledger.jsonl"),
+        *FAST,
+        *extra,
+    ]
+    return runner.invoke(app, args)
+
+
+def test_help_lists_the_commands_and_options() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("train", "evaluate", "budget", "validate-data", "cohort"):
+        assert name in result.output
+    train_help = runner.invoke(app, ["train", "--help"]).output
+    for option in ("--task", "--run-epsilon", "--ledger", "--no-dp", "--format"):
+        assert option in train_help
+    assert "--model" in runner.invoke(app, ["evaluate", "--help"]).output
+
+
+def test_help_does_not_import_torch_opacus_or_pandas() -> None:
+    code = (
+        "import sys, client.cli.main; "
+        "print(sorted(m for m in ('torch', 'opacus', 'pandas', 'wfdb') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_train_then_evaluate_print_json(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    result = _train(
+        tiny_hospitals[0],
+        tmp_path,
+        "--epsilon",
+        "3",
+        "--run-epsilon",
+        "1",
+        "--run-id",
+        "cli-run",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {
+        "task",
+        "model_dir",
+        "metrics",
+        "training",
+        "privacy",
+        "config",
+    }
+    assert {"auroc", "f1", "n"} <= set(payload["metrics"])
+    assert payload["privacy"]["run_id"] == "cli-run"
+    assert 0 < payload["privacy"]["epsilon_spent"] <= 1.0 + 1e-6
+    assert payload["config"]["epochs"] == 1 and payload["config"]["batch_size"] == 8
+
+    args = [
+        "evaluate",
+        "--model",
+        payload["model_dir"],
+        "--data",
+        str(tiny_hospitals[1]),
+        "--format",
+        "json",
+    ]
+    evaluated = runner.invoke(app, args)
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert set(report) == {"task", "model", "examples", "metrics"}
+    assert report["task"] == TASK and report["examples"] > 0
+
+
+def test_text_output_without_dp(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    result = _train(tiny_hospitals[0], tmp_path, "--no-dp")
+    assert result.exit_code == 0, result.output
+    assert "privacy: none (--no-dp)" in result.output
+    assert not (tmp_path / "ledger.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "ecg-arythmia"], "unknown task 'ecg-arythmia'; known tasks: "),
+        (["--lr", "0"], "learning rate must be > 0"),
+        (["--data", "/nonexistent/hospital"], "/nonexistent/hospital"),
+    ],
+)
+def test_user_errors_exit_2_with_a_message(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
+    base = {
+        "--task": TASK,
+        "--data": str(tiny_hospitals[0]),
+        "--out": str(tmp_path / "m"),
+        "--ledger": str(tmp_path / "l.jsonl"),
+    }
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    extra = [a for a in args if a not in base and a not in base.values()]
+    cli = ["train", *[x for kv in base.items() for x in kv], *extra, "--no-dp"]
+    result = runner.invoke(app, cli)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_run_past_the_remaining_budget_is_refused(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first = _train(
+        tiny_hospitals[0], tmp_path, "--epsilon", "1", "--run-epsilon", "0.8"
+    )
+    assert first.exit_code == 0, first.output
+    ledger = (tmp_path / "ledger.jsonl").read_bytes()
+    second = _train(tiny_hospitals[0], tmp_path, "--run-epsilon", "0.5", out="second")
+    assert second.exit_code == 2
+    assert "refused before training" in second.output
+    assert "remains" in second.output
+    assert (tmp_path / "ledger.jsonl").read_bytes() == ledger
+    assert not (tmp_path / "second").exists()
+
+
+def test_a_budget_that_differs_from_the_ledger_is_refused(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first = _train(
+        tiny_hospitals[0], tmp_path, "--epsilon", "1", "--run-epsilon", "0.5"
+    )
+    assert first.exit_code == 0, first.output
+    second = _train(tiny_hospitals[0], tmp_path, "--epsilon", "2", out="second")
+    assert second.exit_code == 2
+    assert "was created with budget" in second.output
+    assert not (tmp_path / "second").exists()
+
+
+def test_evaluate_refuses_a_directory_that_is_not_a_model(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    args = ["evaluate", "--model", str(tmp_path), "--data", str(tiny_hospitals[1])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "is not a fedcare model directory" in result.output
