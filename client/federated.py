@@ -43,29 +43,41 @@ class NodeSettings:
     run_epsilon: float | None = None
 
     @classmethod
-    def from_node_config(cls, node: dict[str, Any], hospitals_file: str = "") -> NodeSettings:
+    def from_node_config(
+        cls, node: dict[str, Any], hospitals_file: str = ""
+    ) -> NodeSettings:
         """Read ``hospital-id``, ``data-path``, ``ledger-path``, ``epsilon``, ``delta``
         (and optional ``run-epsilon``) from the node config. In simulation, where
         Flower's node config holds only ``partition-id``, the partition selects
         the hospital's entry of ``hospitals_file`` (a JSON list of such configs)."""
         if "data-path" not in node and "partition-id" in node:
             node = _simulated_node(int(node["partition-id"]), hospitals_file)
-        missing = [k for k in ("hospital-id", "data-path", "ledger-path", "epsilon")
-                   if k not in node]
+        missing = [
+            k
+            for k in ("hospital-id", "data-path", "ledger-path", "epsilon")
+            if k not in node
+        ]
         if missing:
             raise ConfigError(
                 f"node config lacks {missing}; start the SuperNode with e.g. --node-config "
-                "'hospital-id=\"h1\" data-path=\"/data\" ledger-path=\"/ledger.jsonl\" epsilon=8'"
+                '\'hospital-id="h1" data-path="/data" ledger-path="/ledger.jsonl" epsilon=8\''
             )
         run_eps = node.get("run-epsilon")
-        return cls(str(node["hospital-id"]), Path(str(node["data-path"])),
-                   Path(str(node["ledger-path"])), float(node["epsilon"]),
-                   float(node.get("delta", 1e-5)), None if run_eps is None else float(run_eps))
+        return cls(
+            str(node["hospital-id"]),
+            Path(str(node["data-path"])),
+            Path(str(node["ledger-path"])),
+            float(node["epsilon"]),
+            float(node.get("delta", 1e-5)),
+            None if run_eps is None else float(run_eps),
+        )
 
 
 def _simulated_node(partition: int, hospitals_file: str) -> dict[str, Any]:
     if not hospitals_file:
-        raise ConfigError("simulated node without data-path and no run-config hospitals-file")
+        raise ConfigError(
+            "simulated node without data-path and no run-config hospitals-file"
+        )
     entries = json.loads(Path(hospitals_file).read_text())
     if not 0 <= partition < len(entries):
         raise ConfigError(f"partition-id {partition} has no entry in {hospitals_file}")
@@ -84,18 +96,24 @@ class Hospital:
     def prepared(self) -> Prepared:
         key = (str(self.settings.data_path.resolve()), self.task.name, self.run.seed)
         if key not in _PREPARED:  # a simulation actor may serve several hospitals
-            _PREPARED[key] = self.task.prepare(self.settings.data_path, seed=self.run.seed)
+            _PREPARED[key] = self.task.prepare(
+                self.settings.data_path, seed=self.run.seed
+            )
         return _PREPARED[key]
 
     def model(self, weights: list[np.ndarray], dp: bool) -> torch.nn.Module:
-        model = create_model(self.task.model, **self.task.model_config(self.prepared), dp=dp)
+        model = create_model(
+            self.task.model, **self.task.model_config(self.prepared), dp=dp
+        )
         set_weights(model, weights)
         return model
 
     def initial_weights(self) -> list[np.ndarray]:
         """A freshly initialised global model (seeded by the run's seed)."""
         torch.manual_seed(self.run.seed)
-        model = create_model(self.task.model, **self.task.model_config(self.prepared), dp=False)
+        model = create_model(
+            self.task.model, **self.task.model_config(self.prepared), dp=False
+        )
         return get_weights(model)
 
     def card_info(self) -> dict[str, Any]:
@@ -107,41 +125,72 @@ class Hospital:
         """
         from client.pipeline import make_card
 
-        model = create_model(self.task.model, **self.task.model_config(self.prepared), dp=False)
+        model = create_model(
+            self.task.model, **self.task.model_config(self.prepared), dp=False
+        )
         card = make_card(self.task, model, self.prepared, None, None)
-        norm = {k: v for k, v in card.normalisation.items()
-                if k not in ("median", "low", "high", "mean", "std")}
+        norm = {
+            k: v
+            for k, v in card.normalisation.items()
+            if k not in ("median", "low", "high", "mean", "std")
+        }
         if len(norm) != len(card.normalisation):
             norm["scope"] = "local"
-        return {"model": card.model, "model_config": card.model_config, "task": card.task,
-                "input_spec": card.input_spec, "normalisation": norm, "classes": card.classes}
+        return {
+            "model": card.model,
+            "model_config": card.model_config,
+            "task": card.task,
+            "input_spec": card.input_spec,
+            "normalisation": norm,
+            "classes": card.classes,
+        }
 
-    def fit(self, weights: list[np.ndarray], server_round: int, run_name: str
-            ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+    def fit(
+        self, weights: list[np.ndarray], server_round: int, run_name: str
+    ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
         """Train locally; returns (weights, examples, metrics). Declining returns 0 examples."""
         fit = self.task.fit_arrays(self.prepared)
         config = self._train_config(fit, server_round)
         model = self.model(weights, dp=self.run.dp)
-        metrics: dict[str, Any] = {"hospital-id": self.settings.hospital_id, "declined": ""}
+        metrics: dict[str, Any] = {
+            "hospital-id": self.settings.hospital_id,
+            "declined": "",
+        }
         try:
-            result = train(model, fit.x, fit.y, config, self._private_run(run_name, len(fit)))
+            private = self._private_run(run_name, len(fit))
+            if private is not None:
+                self._check_within_plan(private, self._steps_per_round(len(fit)))
+            result = train(model, fit.x, fit.y, config, private)
         except BudgetExceededError as exc:
-            log.warning("hospital %s declines round %d: %s", self.settings.hospital_id,
-                        server_round, exc)
+            log.warning(
+                "hospital %s declines round %d: %s",
+                self.settings.hospital_id,
+                server_round,
+                exc,
+            )
             metrics["declined"] = f"privacy budget: {exc}"
             metrics.update(self._budget_metrics())
             return weights, 0, metrics
-        metrics.update({"train-loss": float(result["train_loss"] or 0.0),
-                        "steps": int(result["steps"])}, **self._budget_metrics())
+        metrics.update(
+            {
+                "train-loss": float(result["train_loss"] or 0.0),
+                "steps": int(result["steps"]),
+            },
+            **self._budget_metrics(),
+        )
         return get_weights(model), len(fit), metrics
 
     def _train_config(self, fit: Any, server_round: int) -> TrainConfig:
         run = self.run
         return TrainConfig(
-            epochs=run.local_epochs, batch_size=run.batch_size, lr=run.learning_rate,
+            epochs=run.local_epochs,
+            batch_size=run.batch_size,
+            lr=run.learning_rate,
             max_grad_norm=run.max_grad_norm,
             proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
-            seed=run.seed + 1000 * server_round + zlib.crc32(self.settings.hospital_id.encode()),
+            seed=run.seed
+            + 1000 * server_round
+            + zlib.crc32(self.settings.hospital_id.encode()),
             loss_kwargs=self.task.loss_kwargs(fit),
         )
 
@@ -149,17 +198,48 @@ class Hospital:
         from client.privacy import PrivacyBudget, PrivacyLedger
 
         budget = PrivacyBudget(self.settings.epsilon, self.settings.delta)
-        return PrivacyLedger.open(self.settings.ledger_path, budget, self.settings.hospital_id)
+        return PrivacyLedger.open(
+            self.settings.ledger_path, budget, self.settings.hospital_id
+        )
+
+    def _steps_per_round(self, n_fit: int) -> int:
+        return self.run.local_epochs * steps_per_epoch(n_fit, self.run.batch_size)
 
     def _private_run(self, run_name: str, n_fit: int) -> PrivateRun | None:
         if not self.run.dp:
             return None
-        per_round = self.run.local_epochs * steps_per_epoch(n_fit, self.run.batch_size)
+        per_round = self._steps_per_round(n_fit)
         run_eps = self.run.run_epsilon
         if self.settings.run_epsilon is not None:
             run_eps = min(run_eps, self.settings.run_epsilon)
-        return PrivateRun(self._ledger(), run_name, run_eps,
-                          planned_steps=per_round * self.run.num_server_rounds)
+        return PrivateRun(
+            self._ledger(),
+            run_name,
+            run_eps,
+            planned_steps=per_round * self.run.num_server_rounds,
+        )
+
+    @staticmethod
+    def _check_within_plan(private: PrivateRun, per_round: int) -> None:
+        """Refuse a round past the run's planned steps (a run extended on resume).
+
+        The noise was calibrated for the planned steps; more steps would spend
+        beyond the run's share of the budget even if the total budget allows it.
+        """
+        ledger = private.ledger
+        plan = next((p for p in ledger.plans if p["run_id"] == private.run_id), None)
+        if plan is None:
+            return
+        used = sum(
+            int(e["steps"]) for e in ledger.entries if e["run_id"] == private.run_id
+        )
+        if used + per_round > int(plan["planned_steps"]):
+            raise BudgetExceededError(
+                f"run {private.run_id!r} was planned (and its noise calibrated) for "
+                f"{plan['planned_steps']} steps and has used {used}; another round of "
+                f"{per_round} would spend beyond the run's epsilon. Start a new run "
+                "(new run-name) to train further."
+            )
 
     def _budget_metrics(self) -> dict[str, float]:
         if not self.run.dp:
@@ -168,7 +248,10 @@ class Hospital:
             ledger = self._ledger()
         except FedcareError:
             return {}
-        return {"epsilon-spent": ledger.spent_epsilon, "epsilon-budget": ledger.budget.epsilon}
+        return {
+            "epsilon-spent": ledger.spent_epsilon,
+            "epsilon-budget": ledger.budget.epsilon,
+        }
 
     def evaluate(self, weights: list[np.ndarray]) -> tuple[float, int, dict[str, Any]]:
         """Score the global model on the local test split: (loss, examples, metrics)."""
@@ -179,25 +262,34 @@ class Hospital:
             loss = float(model.loss(torch.as_tensor(test.x), _target(test.y)).item())
         if self.task.kind == "regression":
             err = predict(model, test.x) - test.y
-            metrics.update({"sum-abs-error": float(np.abs(err).sum()),
-                            "sum-sq-error": float((err**2).sum())})
+            metrics.update(
+                {
+                    "sum-abs-error": float(np.abs(err).sum()),
+                    "sum-sq-error": float((err**2).sum()),
+                }
+            )
         else:
             metrics.update(self._histograms(model, val, test))
         return loss, len(test), metrics
 
-    def _histograms(self, model: torch.nn.Module, val: Any, test: Any) -> dict[str, Any]:
+    def _histograms(
+        self, model: torch.nn.Module, val: Any, test: Any
+    ) -> dict[str, Any]:
         kind = self.task.kind
         out: dict[str, Any] = {}
         for name, part in (("val", val), ("test", test)):
             scores, labels = scores_and_labels(self.task, model, part)
-            out[f"{name}-histogram"] = pooled.encode(pooled.histogram(labels, scores, kind))
+            out[f"{name}-histogram"] = pooled.encode(
+                pooled.histogram(labels, scores, kind)
+            )
             if name == "val" and kind == "binary":
                 out["local-threshold"] = best_f1_threshold(labels, scores)
         return out
 
 
-def scores_and_labels(task: Task, model: torch.nn.Module, part: Any
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def scores_and_labels(
+    task: Task, model: torch.nn.Module, part: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores (class-1 probability, or anomaly score) and labels of one split.
 
     Signal anomaly detection is judged per row, the other tasks per example.

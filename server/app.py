@@ -30,8 +30,9 @@ from shared_models.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def run_federation(grid: Grid, context: Context, run: RunConfig, progress: Any = None
-                   ) -> FederatedRun:
+def run_federation(
+    grid: Grid, context: Context, run: RunConfig, progress: Any = None
+) -> FederatedRun:
     """Start (or resume) the run described by ``run`` and execute its remaining rounds."""
     run_dir = Path(run.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -39,12 +40,17 @@ def run_federation(grid: Grid, context: Context, run: RunConfig, progress: Any =
     state.progress = progress
     remaining = run.num_server_rounds - state.offset
     if remaining <= 0:
-        log.info("run %s already finished its %d rounds", state.run_name, run.num_server_rounds)
+        log.info(
+            "run %s already finished its %d rounds",
+            state.run_name,
+            run.num_server_rounds,
+        )
         return state
     initial = state.weights.pop("initial")
     strategy = make_strategy(run, state, initial, _server_eval(run, state))
-    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=remaining),
-                           strategy=strategy)
+    legacy = LegacyContext(
+        context=context, config=ServerConfig(num_rounds=remaining), strategy=strategy
+    )
     build_workflow(run)(grid, legacy)
     return state
 
@@ -57,20 +63,31 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         if (run_dir / "checkpoints").exists() and not run.resume:
             from client.errors import ConfigError
 
-            raise ConfigError(f"{run_dir} already holds a run; resume it (resume = true) "
-                              "or choose another run-dir")
+            raise ConfigError(
+                f"{run_dir} already holds a run; resume it (resume = true) "
+                "or choose another run-dir"
+            )
         weights, card = initial_model(grid, run)
         name = run.run_name or f"run-{time.strftime('%Y%m%d-%H%M%S')}"
-        atomic_write_text(run_dir / "run.json", json.dumps(
-            {"run_name": name, "run_config": run.to_run_config(), "model_card": card},
-            indent=2))
+        atomic_write_text(
+            run_dir / "run.json",
+            json.dumps(
+                {
+                    "run_name": name,
+                    "run_config": run.to_run_config(),
+                    "model_card": card,
+                },
+                indent=2,
+            ),
+        )
         state = FederatedRun(run, run_dir, name, card)
     else:
         meta = json.loads((run_dir / "run.json").read_text())
         name = meta["run_name"]
         history = RunHistory.load(run_dir, name, saved.round)
-        state = FederatedRun(run, run_dir, name, meta["model_card"], offset=saved.round,
-                             history=history)
+        state = FederatedRun(
+            run, run_dir, name, meta["model_card"], offset=saved.round, history=history
+        )
         state.strategy_state = saved.strategy_state
         weights = saved.weights
         log.info("resuming run %s after round %d", name, saved.round)
@@ -89,9 +106,14 @@ def _server_eval(run: RunConfig, state: FederatedRun) -> Any:
     task = get_task(run.task)
 
     def evaluate(server_round: int, weights: list, config: dict[str, Any]):
-        last = [r for r in state.history.rounds if r.get("evaluation", {}).get("threshold")]
-        threshold = last[-1]["evaluation"]["threshold"] if last else (
-            0.5 if task.kind == "binary" else None)
+        last = [
+            r for r in state.history.rounds if r.get("evaluation", {}).get("threshold")
+        ]
+        threshold = (
+            last[-1]["evaluation"]["threshold"]
+            if last
+            else (0.5 if task.kind == "binary" else None)
+        )
         card = state.card(threshold)
         if card.threshold is None and task.kind == "reconstruction":
             return None

@@ -46,15 +46,28 @@ def wait_for_nodes(grid: Grid, minimum: int, timeout: float = 600.0) -> list[int
 
 
 def _ask(grid: Grid, node: int, message_type: str, content: Any, key: str) -> Any:
-    reply = list(grid.send_and_receive(
-        [Message(content=content, dst_node_id=node, message_type=message_type, group_id="0")]
-    ))[0]
+    reply = list(
+        grid.send_and_receive(
+            [
+                Message(
+                    content=content,
+                    dst_node_id=node,
+                    message_type=message_type,
+                    group_id="0",
+                )
+            ]
+        )
+    )[0]
     if not reply.has_content():
-        raise BootstrapError(f"hospital node {node} failed to answer {message_type}: "
-                             f"{reply.error.reason if reply.has_error() else 'no content'}")
+        raise BootstrapError(
+            f"hospital node {node} failed to answer {message_type}: "
+            f"{reply.error.reason if reply.has_error() else 'no content'}"
+        )
     status = compat._extract_status_from_recorddict(key, reply.content)  # noqa: SLF001
     if status.code != Code.OK:
-        raise BootstrapError(f"hospital node {node} answered {message_type} with {status}")
+        raise BootstrapError(
+            f"hospital node {node} answered {message_type} with {status}"
+        )
     return reply.content
 
 
@@ -63,13 +76,25 @@ def initial_model(grid: Grid, run: RunConfig) -> tuple[list, dict[str, Any]]:
     nodes = wait_for_nodes(grid, run.min_available_hospitals)
     node = random.Random(run.seed).choice(sorted(nodes))
     config = pack_run_config(run)
-    props = _ask(grid, node, MessageTypeLegacy.GET_PROPERTIES,
-                 compat.getpropertiesins_to_recorddict(GetPropertiesIns(config)),
-                 "getpropertiesres")
-    card = json.loads(compat.recorddict_to_getpropertiesres(props).properties["model-card"])
-    params = _ask(grid, node, MessageTypeLegacy.GET_PARAMETERS,
-                  compat.getparametersins_to_recorddict(GetParametersIns(config)),
-                  "getparametersres")
-    weights = parameters_to_ndarrays(compat.recorddict_to_getparametersres(params, False).parameters)
+    props = _ask(
+        grid,
+        node,
+        MessageTypeLegacy.GET_PROPERTIES,
+        compat.getpropertiesins_to_recorddict(GetPropertiesIns(config)),
+        "getpropertiesres",
+    )
+    card = json.loads(
+        compat.recorddict_to_getpropertiesres(props).properties["model-card"]
+    )
+    params = _ask(
+        grid,
+        node,
+        MessageTypeLegacy.GET_PARAMETERS,
+        compat.getparametersins_to_recorddict(GetParametersIns(config)),
+        "getparametersres",
+    )
+    weights = parameters_to_ndarrays(
+        compat.recorddict_to_getparametersres(params, False).parameters
+    )
     log.info("initial %s model from hospital node %s", card["model"], node)
     return weights, card

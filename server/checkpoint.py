@@ -39,9 +39,15 @@ class Checkpoint:
     state: dict[str, Any]
 
 
-def save(run_dir: Path, round_: int, run_name: str, weights: list[np.ndarray],
-         card: ModelCard, run_config: dict[str, Any],
-         strategy_state: dict[str, list[np.ndarray]] | None = None) -> Path:
+def save(
+    run_dir: Path,
+    round_: int,
+    run_name: str,
+    weights: list[np.ndarray],
+    card: ModelCard,
+    run_config: dict[str, Any],
+    strategy_state: dict[str, list[np.ndarray]] | None = None,
+) -> Path:
     """Write round ``round_``'s checkpoint, then point ``latest.json`` at it."""
     root = Path(run_dir) / "checkpoints"
     previous = latest_state(run_dir)
@@ -52,16 +58,27 @@ def save(run_dir: Path, round_: int, run_name: str, weights: list[np.ndarray],
     model = create_model(card.model, **card.model_config, dp=False)
     set_weights(model, weights)
     save_model_dir(directory, model, card)
-    flat = {f"{name}.{i}": np.ascontiguousarray(a) for name, arrays in
-            (strategy_state or {}).items() for i, a in enumerate(arrays)}
+    flat = {
+        f"{name}.{i}": np.ascontiguousarray(a)
+        for name, arrays in (strategy_state or {}).items()
+        for i, a in enumerate(arrays)
+    }
     if flat:
         save_file(flat, str(directory / "strategy.safetensors"))
-    state = {"round": round_, "run_name": run_name, "run_config": run_config,
-             "weights_sha256": arrays_hash(weights),
-             "previous_sha256": previous["weights_sha256"] if previous else "",
-             "strategy_state": sorted(strategy_state or {})}
-    atomic_write_text(directory / "state.json", json.dumps(state, indent=2, sort_keys=True))
-    atomic_write_text(root / LATEST, json.dumps({"round": round_, "path": directory.name}))
+    state = {
+        "round": round_,
+        "run_name": run_name,
+        "run_config": run_config,
+        "weights_sha256": arrays_hash(weights),
+        "previous_sha256": previous["weights_sha256"] if previous else "",
+        "strategy_state": sorted(strategy_state or {}),
+    }
+    atomic_write_text(
+        directory / "state.json", json.dumps(state, indent=2, sort_keys=True)
+    )
+    atomic_write_text(
+        root / LATEST, json.dumps({"round": round_, "path": directory.name})
+    )
     return directory
 
 
@@ -72,7 +89,9 @@ def latest_state(run_dir: Path) -> dict[str, Any] | None:
     entry = json.loads(pointer.read_text())
     state_file = pointer.parent / entry["path"] / "state.json"
     if not state_file.is_file():
-        raise CheckpointError(f"{pointer} names {entry['path']}, which has no state.json")
+        raise CheckpointError(
+            f"{pointer} names {entry['path']}, which has no state.json"
+        )
     return json.loads(state_file.read_text())
 
 

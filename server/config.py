@@ -13,7 +13,13 @@ from typing import Any
 
 from client.errors import ConfigError
 
-TASKS = ("ecg-arrhythmia", "ecg-anomaly", "signal-anomaly", "icu-deterioration", "icu-los")
+TASKS = (
+    "ecg-arrhythmia",
+    "ecg-anomaly",
+    "signal-anomaly",
+    "icu-deterioration",
+    "icu-los",
+)
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
 
 
@@ -53,23 +59,52 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(self.task in TASKS, "task", self.task, f"one of {', '.join(TASKS)}")
-        _check(self.strategy in STRATEGIES, "strategy", self.strategy,
-               f"one of {', '.join(STRATEGIES)}")
-        _check(self.num_server_rounds >= 1, "num-server-rounds", self.num_server_rounds, ">= 1")
+        _check(
+            self.strategy in STRATEGIES,
+            "strategy",
+            self.strategy,
+            f"one of {', '.join(STRATEGIES)}",
+        )
+        _check(
+            self.num_server_rounds >= 1,
+            "num-server-rounds",
+            self.num_server_rounds,
+            ">= 1",
+        )
         for key in ("fraction_fit", "fraction_evaluate"):
             value = getattr(self, key)
             _check(0 < value <= 1, _kebab(key), value, "in (0, 1]")
-        for key in ("min_fit_hospitals", "min_evaluate_hospitals", "min_available_hospitals",
-                    "local_epochs", "batch_size"):
+        for key in (
+            "min_fit_hospitals",
+            "min_evaluate_hospitals",
+            "min_available_hospitals",
+            "local_epochs",
+            "batch_size",
+        ):
             _check(getattr(self, key) >= 1, _kebab(key), getattr(self, key), ">= 1")
-        for key in ("learning_rate", "max_grad_norm", "run_epsilon", "server_learning_rate",
-                    "secagg_clipping_range", "secagg_max_weight", "secagg_timeout"):
+        for key in (
+            "learning_rate",
+            "max_grad_norm",
+            "run_epsilon",
+            "server_learning_rate",
+            "secagg_clipping_range",
+            "secagg_max_weight",
+            "secagg_timeout",
+        ):
             _check(getattr(self, key) > 0, _kebab(key), getattr(self, key), "> 0")
         _check(self.proximal_mu >= 0, "proximal-mu", self.proximal_mu, ">= 0")
-        _check(self.secagg_num_shares >= 2, "secagg-num-shares", self.secagg_num_shares, ">= 2")
-        _check(1 <= self.secagg_reconstruction_threshold <= self.secagg_num_shares,
-               "secagg-reconstruction-threshold", self.secagg_reconstruction_threshold,
-               f"between 1 and secagg-num-shares ({self.secagg_num_shares})")
+        _check(
+            self.secagg_num_shares >= 2,
+            "secagg-num-shares",
+            self.secagg_num_shares,
+            ">= 2",
+        )
+        _check(
+            1 <= self.secagg_reconstruction_threshold <= self.secagg_num_shares,
+            "secagg-reconstruction-threshold",
+            self.secagg_reconstruction_threshold,
+            f"between 1 and secagg-num-shares ({self.secagg_num_shares})",
+        )
 
     @classmethod
     def from_run_config(cls, raw: dict[str, Any]) -> RunConfig:
@@ -77,7 +112,9 @@ class RunConfig:
         known = {_kebab(f.name): f for f in fields(cls)}
         unknown = sorted(set(raw) - set(known))
         if unknown:
-            raise ConfigError(f"unknown run-config key(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(
+                f"unknown run-config key(s) {unknown}; known: {sorted(known)}"
+            )
         values = {}
         for key, value in raw.items():
             field = known[key]

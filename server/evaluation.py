@@ -46,7 +46,9 @@ def aggregate(task: str, replies: list[tuple[int, dict[str, Any]]]) -> dict[str,
         edge = pooled.best_f1_edge(val)
     else:
         edge = pooled.percentile_edge(val, ANOMALY_PERCENTILE[task])
-    tests = {str(m["hospital-id"]): pooled.decode(m["test-histogram"]) for _, m in replies}
+    tests = {
+        str(m["hospital-id"]): pooled.decode(m["test-histogram"]) for _, m in replies
+    }
     hospitals = {h: pooled.summary(hist, edge, kind) for h, hist in tests.items()}
     result = pooled.summary(pooled.pool(list(tests.values())), edge, kind)
     return {"pooled": result, "hospitals": hospitals, "threshold": result["threshold"]}
@@ -56,17 +58,25 @@ def _regression(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     hospitals = {}
     total_n, total_abs, total_sq = 0, 0.0, 0.0
     for n, m in replies:
-        hospitals[str(m["hospital-id"])] = _errors(n, m["sum-abs-error"], m["sum-sq-error"])
+        hospitals[str(m["hospital-id"])] = _errors(
+            n, m["sum-abs-error"], m["sum-sq-error"]
+        )
         total_n += n
         total_abs += m["sum-abs-error"]
         total_sq += m["sum-sq-error"]
-    return {"pooled": _errors(total_n, total_abs, total_sq), "hospitals": hospitals,
-            "threshold": None}
+    return {
+        "pooled": _errors(total_n, total_abs, total_sq),
+        "hospitals": hospitals,
+        "threshold": None,
+    }
 
 
 def _errors(n: int, abs_sum: float, sq_sum: float) -> dict[str, Any]:
-    return {"n": int(n), "mae_days": abs_sum / n if n else None,
-            "rmse_days": math.sqrt(sq_sum / n) if n else None}
+    return {
+        "n": int(n),
+        "mae_days": abs_sum / n if n else None,
+        "rmse_days": math.sqrt(sq_sum / n) if n else None,
+    }
 
 
 def is_better(task: str, new: dict[str, Any], best: dict[str, Any] | None) -> bool:
@@ -81,4 +91,8 @@ def is_better(task: str, new: dict[str, Any], best: dict[str, Any] | None) -> bo
 
 def weighted_mean(values: list[tuple[int, float]]) -> float | None:
     total = sum(n for n, _ in values)
-    return float(np.dot([n for n, _ in values], [v for _, v in values]) / total) if total else None
+    return (
+        float(np.dot([n for n, _ in values], [v for _, v in values]) / total)
+        if total
+        else None
+    )

@@ -19,7 +19,9 @@ JSON_NAME, CSV_NAME = "history.json", "history.csv"
 
 
 class RunHistory:
-    def __init__(self, run_dir: Path, run_name: str, rounds: list[dict[str, Any]] | None = None):
+    def __init__(
+        self, run_dir: Path, run_name: str, rounds: list[dict[str, Any]] | None = None
+    ):
         self.run_dir = Path(run_dir)
         self.run_name = run_name
         self.rounds: list[dict[str, Any]] = rounds or []
@@ -41,12 +43,21 @@ class RunHistory:
 
     def save(self) -> None:
         payload = {"run_name": self.run_name, "rounds": self.rounds}
-        atomic_write_text(self.run_dir / JSON_NAME, json.dumps(payload, indent=2, default=str))
+        atomic_write_text(
+            self.run_dir / JSON_NAME, json.dumps(payload, indent=2, default=str)
+        )
         atomic_write_text(self.run_dir / CSV_NAME, self._csv())
 
     def _csv(self) -> str:
-        columns = ["round", "hospital", "status", "epsilon_spent", "epsilon_budget",
-                   "train_loss", "examples"]
+        columns = [
+            "round",
+            "hospital",
+            "status",
+            "epsilon_spent",
+            "epsilon_budget",
+            "train_loss",
+            "examples",
+        ]
         metric_names: list[str] = []
         for record in self.rounds:
             for metrics in record.get("evaluation", {}).get("hospitals", {}).values():
@@ -61,10 +72,21 @@ class RunHistory:
                 rows.setdefault(hospital, {})
             rows["pooled"] = {"status": "pooled"}
             for hospital, fit in sorted(rows.items()):
-                metrics = (evaluation.get("pooled", {}) if hospital == "pooled"
-                           else evaluation.get("hospitals", {}).get(hospital, {}))
-                writer.writerow([record["round"], hospital, fit.get("status", ""),
-                                 fit.get("epsilon_spent", ""), fit.get("epsilon_budget", ""),
-                                 fit.get("train_loss", ""), fit.get("examples", "")]
-                                + [metrics.get(k, "") for k in metric_names])
+                metrics = (
+                    evaluation.get("pooled", {})
+                    if hospital == "pooled"
+                    else evaluation.get("hospitals", {}).get(hospital, {})
+                )
+                writer.writerow(
+                    [
+                        record["round"],
+                        hospital,
+                        fit.get("status", ""),
+                        fit.get("epsilon_spent", ""),
+                        fit.get("epsilon_budget", ""),
+                        fit.get("train_loss", ""),
+                        fit.get("examples", ""),
+                    ]
+                    + [metrics.get(k, "") for k in metric_names]
+                )
         return out.getvalue()

@@ -25,8 +25,15 @@ log = logging.getLogger(__name__)
 
 
 class FederatedRun:
-    def __init__(self, config: RunConfig, run_dir: Path, run_name: str, card_info: dict[str, Any],
-                 offset: int = 0, history: RunHistory | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        run_name: str,
+        card_info: dict[str, Any],
+        offset: int = 0,
+        history: RunHistory | None = None,
+    ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.run_name = run_name
@@ -46,40 +53,73 @@ class FederatedRun:
                 best = pooled
         return best
 
-    def card(self, threshold: float | None, extra: dict[str, Any] | None = None) -> ModelCard:
+    def card(
+        self, threshold: float | None, extra: dict[str, Any] | None = None
+    ) -> ModelCard:
         info = self.card_info
-        return ModelCard(model=info["model"], model_config=info["model_config"],
-                         task=info["task"], input_spec=info["input_spec"],
-                         normalisation=info["normalisation"], threshold=threshold,
-                         classes=info.get("classes"), training_data=extra or {},
-                         privacy={"run_epsilon": self.config.run_epsilon,
-                                  "dp": self.config.dp, "secagg": self.config.secagg})
+        return ModelCard(
+            model=info["model"],
+            model_config=info["model_config"],
+            task=info["task"],
+            input_spec=info["input_spec"],
+            normalisation=info["normalisation"],
+            threshold=threshold,
+            classes=info.get("classes"),
+            training_data=extra or {},
+            privacy={
+                "run_epsilon": self.config.run_epsilon,
+                "dp": self.config.dp,
+                "secagg": self.config.secagg,
+            },
+        )
 
-    def on_fit(self, flwr_round: int, weights: list[np.ndarray] | None,
-               replies: list[tuple[int, dict[str, Any]]], failures: list[str]) -> None:
+    def on_fit(
+        self,
+        flwr_round: int,
+        weights: list[np.ndarray] | None,
+        replies: list[tuple[int, dict[str, Any]]],
+        failures: list[str],
+    ) -> None:
         number = self.offset + flwr_round
         record = self.history.round(number)
         fit = {}
         for examples, metrics in replies:
             declined = str(metrics.get("declined", ""))
             fit[str(metrics["hospital-id"])] = {
-                "status": "declined" if declined else "trained", "reason": declined,
-                "examples": int(examples), "train_loss": metrics.get("train-loss"),
+                "status": "declined" if declined else "trained",
+                "reason": declined,
+                "examples": int(examples),
+                "train_loss": metrics.get("train-loss"),
                 "epsilon_spent": metrics.get("epsilon-spent"),
                 "epsilon_budget": metrics.get("epsilon-budget"),
             }
-        record.update(time=time.time(), fit=fit, failures=failures,
-                      participating=sorted(h for h, f in fit.items() if f["status"] == "trained"),
-                      declined=sorted(h for h, f in fit.items() if f["status"] == "declined"))
+        record.update(
+            time=time.time(),
+            fit=fit,
+            failures=failures,
+            participating=sorted(h for h, f in fit.items() if f["status"] == "trained"),
+            declined=sorted(h for h, f in fit.items() if f["status"] == "declined"),
+        )
         if weights is not None:
             self.weights[number] = weights
             record["global_model_sha256"] = arrays_hash(weights)
-            checkpoint.save(self.run_dir, number, self.run_name, weights, self.card(None),
-                            self.config.to_run_config(), self.strategy_state)
+            checkpoint.save(
+                self.run_dir,
+                number,
+                self.run_name,
+                weights,
+                self.card(None),
+                self.config.to_run_config(),
+                self.strategy_state,
+            )
         self.history.save()
 
-    def on_evaluate(self, flwr_round: int, replies: list[tuple[int, dict[str, Any]]],
-                    failures: list[str]) -> dict[str, Any]:
+    def on_evaluate(
+        self,
+        flwr_round: int,
+        replies: list[tuple[int, dict[str, Any]]],
+        failures: list[str],
+    ) -> dict[str, Any]:
         number = self.offset + flwr_round
         result = evaluation.aggregate(self.config.task, replies)
         result["failures"] = failures
@@ -100,11 +140,16 @@ class FederatedRun:
         self.history.round(self.offset + flwr_round)["server_evaluation"] = metrics
         self.history.save()
 
-    def _export(self, name: str, weights: list[np.ndarray], result: dict[str, Any],
-                number: int) -> None:
-        card = self.card(result["threshold"], {"federated_round": number,
-                                               "run_name": self.run_name})
-        card.metrics = {"pooled_test": result["pooled"], "hospitals_test": result["hospitals"]}
+    def _export(
+        self, name: str, weights: list[np.ndarray], result: dict[str, Any], number: int
+    ) -> None:
+        card = self.card(
+            result["threshold"], {"federated_round": number, "run_name": self.run_name}
+        )
+        card.metrics = {
+            "pooled_test": result["pooled"],
+            "hospitals_test": result["hospitals"],
+        }
         model = create_model(card.model, **card.model_config, dp=False)
         set_weights(model, weights)
         save_model_dir(self.run_dir / "models" / name, model, card)

@@ -25,7 +25,9 @@ def _failure_text(failure: Any) -> str:
     return repr(failure if not isinstance(failure, tuple) else failure[1])[:300]
 
 
-def make_strategy(run: RunConfig, state: FederatedRun, initial: list, server_eval: Any = None):
+def make_strategy(
+    run: RunConfig, state: FederatedRun, initial: list, server_eval: Any = None
+):
     base = BASES[run.strategy]
 
     class Recording(base):  # type: ignore[misc, valid-type]
@@ -36,34 +38,48 @@ def make_strategy(run: RunConfig, state: FederatedRun, initial: list, server_eva
             if kept:
                 params, metrics = super().aggregate_fit(server_round, kept, failures)
             else:
-                log.warning("round %d: no hospital trained; global model unchanged",
-                            server_round)
+                log.warning(
+                    "round %d: no hospital trained; global model unchanged",
+                    server_round,
+                )
             if run.strategy == "fedadam" and getattr(self, "m_t", None):
                 state.strategy_state = {"m_t": list(self.m_t), "v_t": list(self.v_t)}
             weights = parameters_to_ndarrays(params) if params is not None else None
-            state.on_fit(server_round, weights, replies, [_failure_text(f) for f in failures])
+            state.on_fit(
+                server_round, weights, replies, [_failure_text(f) for f in failures]
+            )
             return params, metrics
 
         def aggregate_evaluate(self, server_round, results, failures):
             replies = [(r.num_examples, dict(r.metrics)) for _, r in results]
-            pooled = state.on_evaluate(server_round, replies,
-                                       [_failure_text(f) for f in failures])
+            pooled = state.on_evaluate(
+                server_round, replies, [_failure_text(f) for f in failures]
+            )
             losses = [(r.num_examples, r.loss) for _, r in results]
             total = sum(n for n, _ in losses)
             loss = sum(n * v for n, v in losses) / total if total else None
-            return loss, {k: v for k, v in pooled.items() if isinstance(v, (int, float))}
+            return loss, {
+                k: v for k, v in pooled.items() if isinstance(v, (int, float))
+            }
 
     def fit_config(server_round: int) -> dict[str, Any]:
-        return {**pack_run_config(run), "server-round": state.offset + server_round,
-                "run-name": state.run_name}
+        return {
+            **pack_run_config(run),
+            "server-round": state.offset + server_round,
+            "run-name": state.run_name,
+        }
 
     kwargs: dict[str, Any] = dict(
-        fraction_fit=run.fraction_fit, fraction_evaluate=run.fraction_evaluate,
-        min_fit_clients=run.min_fit_hospitals, min_evaluate_clients=run.min_evaluate_hospitals,
+        fraction_fit=run.fraction_fit,
+        fraction_evaluate=run.fraction_evaluate,
+        min_fit_clients=run.min_fit_hospitals,
+        min_evaluate_clients=run.min_evaluate_hospitals,
         min_available_clients=run.min_available_hospitals,
         initial_parameters=ndarrays_to_parameters(initial),
-        on_fit_config_fn=fit_config, on_evaluate_config_fn=fit_config,
-        evaluate_fn=server_eval, accept_failures=True,
+        on_fit_config_fn=fit_config,
+        on_evaluate_config_fn=fit_config,
+        evaluate_fn=server_eval,
+        accept_failures=True,
     )
     if run.strategy == "fedprox":
         kwargs["proximal_mu"] = run.proximal_mu

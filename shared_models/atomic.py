@@ -7,7 +7,9 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, mode: int = 0o644
+) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory.
 
     The temporary file is flushed and fsynced, then renamed over ``path``
@@ -16,7 +18,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -30,7 +34,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o
     _fsync_dir(target.parent)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, mode: int = 0o644
+) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 

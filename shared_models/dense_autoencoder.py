@@ -64,7 +64,9 @@ class DenseAutoencoder(FedcareModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x.flatten(1))).view_as(x)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, **_: Any
+    ) -> torch.Tensor:
         noisy = x + self.noise_std * torch.randn_like(x) if self.noise_std else x
         code = self.encoder(noisy.flatten(1))
         recon = self.decoder(code).view_as(x)
@@ -75,4 +77,3 @@ class DenseAutoencoder(FedcareModel):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return (self(x) - x).pow(2).flatten(1).mean(dim=1)
-

@@ -77,7 +77,9 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_model_dir(path: str | os.PathLike[str], model: nn.Module, card: ModelCard) -> Path:
+def save_model_dir(
+    path: str | os.PathLike[str], model: nn.Module, card: ModelCard
+) -> Path:
     """Write ``model`` and ``card`` to ``path`` atomically (replacing it if present)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -126,12 +128,16 @@ def load_model_dir(
         raise ModelError(f"{directory}: {WEIGHTS} not found")
     state = load_file(str(weights))
     if card.weights_sha256 and weights_hash(state) != card.weights_sha256:
-        raise ModelError(f"{weights}: sha256 does not match {CARD}; the file was altered")
+        raise ModelError(
+            f"{weights}: sha256 does not match {CARD}; the file was altered"
+        )
     model = create_model(card.model, **card.model_config, dp=dp)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelError(f"{weights}: weights do not fit model {card.model}: {exc}") from None
+        raise ModelError(
+            f"{weights}: weights do not fit model {card.model}: {exc}"
+        ) from None
     return model, card
 
 

@@ -22,8 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-_LINEAR_KEY = re.compile(r"^(?P<prefix>.*)cells\.(?P<layer>\d+)\.(?P<kind>ih|hh)\.(?P<p>weight|bias)$")
-_LSTM_KEY = re.compile(r"^(?P<prefix>.*)(?P<p>weight|bias)_(?P<kind>ih|hh)_l(?P<layer>\d+)$")
+_LINEAR_KEY = re.compile(
+    r"^(?P<prefix>.*)cells\.(?P<layer>\d+)\.(?P<kind>ih|hh)\.(?P<p>weight|bias)$"
+)
+_LSTM_KEY = re.compile(
+    r"^(?P<prefix>.*)(?P<p>weight|bias)_(?P<kind>ih|hh)_l(?P<layer>\d+)$"
+)
 
 
 class _Cell(nn.Module):
@@ -62,7 +66,9 @@ class LinearLSTM(nn.Module):
         for param in self.parameters():
             nn.init.uniform_(param, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Return ``(outputs (B, T, H), (h_n, c_n) each (L, B, H))`` like nn.LSTM."""
         batch, steps, _ = x.shape
         h_last, c_last = [], []
@@ -86,7 +92,9 @@ class LinearLSTM(nn.Module):
         return layer_input, (torch.stack(h_last), torch.stack(c_last))
 
 
-def _to_lstm_names(module: nn.Module, state: dict[str, Any], prefix: str, local: Any) -> OrderedDict:
+def _to_lstm_names(
+    module: nn.Module, state: dict[str, Any], prefix: str, local: Any
+) -> OrderedDict:
     renamed: OrderedDict[str, Any] = OrderedDict()
     for key, value in state.items():
         match = _LINEAR_KEY.match(key)
@@ -115,7 +123,9 @@ def make_lstm(
     """
     if dp:
         return LinearLSTM(input_size, hidden_size, num_layers, dropout)
-    return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+    return nn.LSTM(
+        input_size, hidden_size, num_layers, batch_first=True, dropout=dropout
+    )
 
 
 class Framing(nn.Module):
@@ -129,7 +139,9 @@ class Framing(nn.Module):
     def __init__(self, seq_len: int, frame: int) -> None:
         super().__init__()
         if frame < 1 or seq_len % frame:
-            raise ValueError(f"frame must divide seq_len: seq_len {seq_len}, frame {frame}")
+            raise ValueError(
+                f"frame must divide seq_len: seq_len {seq_len}, frame {frame}"
+            )
         self.frame = frame
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

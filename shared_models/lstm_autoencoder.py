@@ -59,7 +59,9 @@ class LSTMAutoencoder(FedcareModel):
         states, _ = self.decoder(repeated)
         return self.output(states).reshape(x.shape)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, **_: Any
+    ) -> torch.Tensor:
         return (self(x) - x).pow(2).mean()
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:

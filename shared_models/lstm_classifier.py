@@ -56,10 +56,16 @@ class LSTMClassifier(FedcareModel):
         return self.head(h_n[-1])
 
     def loss(
-        self, x: torch.Tensor, y: torch.Tensor | None, class_weight: Any = None, **_: Any
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        class_weight: Any = None,
+        **_: Any,
     ) -> torch.Tensor:
-        weight = None if class_weight is None else torch.as_tensor(
-            class_weight, dtype=x.dtype, device=x.device
+        weight = (
+            None
+            if class_weight is None
+            else torch.as_tensor(class_weight, dtype=x.dtype, device=x.device)
         )
         return F.cross_entropy(self(x), y.long(), weight=weight)
 

@@ -51,7 +51,9 @@ def multiclass_metrics(
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(proba).argmax(axis=1)
     labels = list(range(len(class_names)))
-    recall = skm.recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    recall = skm.recall_score(
+        y_true, y_pred, labels=labels, average=None, zero_division=0
+    )
     present = [k for k in labels if (y_true == k).any()]
     aurocs = [
         skm.roc_auc_score(y_true == k, proba[:, k])
@@ -62,7 +64,9 @@ def multiclass_metrics(
         "n": int(len(y_true)),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "macro_f1": float(
-            skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+            skm.f1_score(
+                y_true, y_pred, labels=present, average="macro", zero_division=0
+            )
         ),
         "macro_auroc": float(np.mean(aurocs)) if aurocs else None,
         "recall_per_class": {class_names[k]: float(recall[k]) for k in labels},
@@ -70,7 +74,9 @@ def multiclass_metrics(
     }
 
 
-def regression_metrics(y_true_days: np.ndarray, pred_days: np.ndarray) -> dict[str, float]:
+def regression_metrics(
+    y_true_days: np.ndarray, pred_days: np.ndarray
+) -> dict[str, float]:
     """MAE and RMSE in days."""
     err = np.asarray(pred_days, dtype=float) - np.asarray(y_true_days, dtype=float)
     return {

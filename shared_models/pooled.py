@@ -82,8 +82,12 @@ def at_edge(hist: np.ndarray, edge: int) -> dict[str, float | int]:
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     total = tp + fp + fn + tn
-    return {"f1": float(f1), "precision": float(precision), "recall": float(recall),
-            "accuracy": float((tp + tn) / total) if total else 0.0}
+    return {
+        "f1": float(f1),
+        "precision": float(precision),
+        "recall": float(recall),
+        "accuracy": float((tp + tn) / total) if total else 0.0,
+    }
 
 
 def best_f1_edge(hist: np.ndarray) -> int:
@@ -103,8 +107,12 @@ def percentile_edge(hist: np.ndarray, percentile: float) -> int:
 
 def summary(hist: np.ndarray, edge: int, kind: str) -> dict[str, Any]:
     """AUROC, AUPRC and threshold metrics of one (pooled or hospital) histogram."""
-    out: dict[str, Any] = {"n": int(hist.sum()), "positives": int(hist[1].sum()),
-                           "auroc": auroc(hist), "auprc": auprc(hist),
-                           "threshold": float(bin_edges(kind)[edge])}
+    out: dict[str, Any] = {
+        "n": int(hist.sum()),
+        "positives": int(hist[1].sum()),
+        "auroc": auroc(hist),
+        "auprc": auprc(hist),
+        "threshold": float(bin_edges(kind)[edge]),
+    }
     out.update(at_edge(hist, edge))
     return out

@@ -77,7 +77,9 @@ def get_spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise UnknownModelError(f"unknown model {name!r}; known models: {known}") from None
+        raise UnknownModelError(
+            f"unknown model {name!r}; known models: {known}"
+        ) from None
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

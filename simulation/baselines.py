@@ -41,31 +41,58 @@ class Site:
 
 
 def _config(run: RunConfig, fit: Arrays, task: Any) -> TrainConfig:
-    return TrainConfig(epochs=run.num_server_rounds * run.local_epochs,
-                       batch_size=run.batch_size, lr=run.learning_rate,
-                       max_grad_norm=run.max_grad_norm, seed=run.seed,
-                       loss_kwargs=task.loss_kwargs(fit))
+    return TrainConfig(
+        epochs=run.num_server_rounds * run.local_epochs,
+        batch_size=run.batch_size,
+        lr=run.learning_rate,
+        max_grad_norm=run.max_grad_norm,
+        seed=run.seed,
+        loss_kwargs=task.loss_kwargs(fit),
+    )
 
 
-def judge(task_name: str, model: Any, vals: list[Arrays], tests: dict[str, Arrays]
-          ) -> dict[str, dict[str, Any]]:
+def judge(
+    task_name: str, model: Any, vals: list[Arrays], tests: dict[str, Arrays]
+) -> dict[str, dict[str, Any]]:
     """Per-hospital test metrics at the threshold chosen on ``vals`` (pooled)."""
     task = get_task(task_name)
     if task.kind == "regression":
         replies = []
         for hid, test in tests.items():
             err = predict(model, test.x) - test.y
-            replies.append((len(test), {"hospital-id": hid, "sum-abs-error": float(np.abs(err).sum()),
-                                        "sum-sq-error": float((err**2).sum())}))
+            replies.append(
+                (
+                    len(test),
+                    {
+                        "hospital-id": hid,
+                        "sum-abs-error": float(np.abs(err).sum()),
+                        "sum-sq-error": float((err**2).sum()),
+                    },
+                )
+            )
         return evaluation.aggregate(task_name, replies)["hospitals"]
-    val_hists = [np.asarray(pooled.histogram(*_swap(scores_and_labels(task, model, v)),
-                                             task.kind)) for v in vals]
+    val_hists = [
+        np.asarray(
+            pooled.histogram(*_swap(scores_and_labels(task, model, v)), task.kind)
+        )
+        for v in vals
+    ]
     val_text = pooled.encode(pooled.pool(val_hists).tolist())  # one threshold for all
     replies = []
     for hid, test in tests.items():
-        test_hist = pooled.histogram(*_swap(scores_and_labels(task, model, test)), task.kind)
-        replies.append((len(test), {"hospital-id": hid, "val-histogram": val_text,
-                                    "test-histogram": pooled.encode(test_hist)}))
+        test_hist = pooled.histogram(
+            *_swap(scores_and_labels(task, model, test)), task.kind
+        )
+        replies.append(
+            (
+                len(test),
+                {
+                    "hospital-id": hid,
+                    "val-histogram": val_text,
+                    "test-histogram": pooled.encode(test_hist),
+                },
+            )
+        )
     return evaluation.aggregate(task_name, replies)["hospitals"]
 
 
@@ -74,7 +101,9 @@ def _swap(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
-def local_only(run: RunConfig, site: Site, ledger_dir: Path) -> tuple[str, dict[str, Any]]:
+def local_only(
+    run: RunConfig, site: Site, ledger_dir: Path
+) -> tuple[str, dict[str, Any]]:
     """Train ``site`` alone with DP; return (hospital id, its test metrics)."""
     from client.privacy import PrivacyBudget, PrivacyLedger
 
@@ -84,8 +113,11 @@ def local_only(run: RunConfig, site: Site, ledger_dir: Path) -> tuple[str, dict[
     model = create_model(task.model, **task.model_config(prepared), dp=run.dp)
     private = None
     if run.dp:
-        ledger = PrivacyLedger.open(ledger_dir / f"{site.hospital_id}.jsonl",
-                                    PrivacyBudget(run.run_epsilon, 1e-5), site.hospital_id)
+        ledger = PrivacyLedger.open(
+            ledger_dir / f"{site.hospital_id}.jsonl",
+            PrivacyBudget(run.run_epsilon, 1e-5),
+            site.hospital_id,
+        )
         private = PrivateRun(ledger, "local-only", run.run_epsilon)
     train(model, fit.x, fit.y, _config(run, fit, task), private)
     metrics = judge(run.task, model, [prepared.val], {site.hospital_id: prepared.test})
@@ -99,8 +131,9 @@ def _local_only_job(args: tuple[RunConfig, Site, Path]) -> tuple[str, dict[str, 
     return local_only(*args)
 
 
-def all_local_only(run: RunConfig, sites: list[Site], ledger_dir: Path, workers: int = 2
-                   ) -> dict[str, dict[str, Any]]:
+def all_local_only(
+    run: RunConfig, sites: list[Site], ledger_dir: Path, workers: int = 2
+) -> dict[str, dict[str, Any]]:
     jobs = [(run, site, ledger_dir) for site in sites]
     if workers <= 1:
         return dict(map(_local_only_job, jobs))
@@ -119,5 +152,9 @@ def centralized(run: RunConfig, sites: list[Site]) -> dict[str, dict[str, Any]]:
     first = next(iter(prepared.values()))
     model = create_model(task.model, **task.model_config(first), dp=False)
     train(model, pooled_fit.x, pooled_fit.y, _config(run, pooled_fit, task), None)
-    return judge(run.task, model, [p.val for p in prepared.values()],
-                 {h: p.test for h, p in prepared.items()})
+    return judge(
+        run.task,
+        model,
+        [p.val for p in prepared.values()],
+        {h: p.test for h, p in prepared.items()},
+    )

@@ -21,18 +21,26 @@ from shared_models.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def backend_config(client_cpus: float, client_gpus: float, num_cpus: int | None,
-                   ray_address: str | None, verbose: bool = False) -> dict[str, Any]:
+def backend_config(
+    client_cpus: float,
+    client_gpus: float,
+    num_cpus: int | None,
+    ray_address: str | None,
+    verbose: bool = False,
+) -> dict[str, Any]:
     """Ray settings: resources per hospital, and either a local Ray or a cluster."""
-    init: dict[str, Any] = {} if verbose else {"logging_level": "warning",
-                                                "log_to_driver": False}
+    init: dict[str, Any] = (
+        {} if verbose else {"logging_level": "warning", "log_to_driver": False}
+    )
     if ray_address:
         init["address"] = ray_address
     else:
         init["num_cpus"] = num_cpus or os.cpu_count() or 1
         init["num_gpus"] = _gpus() if client_gpus > 0 else 0
-    return {"client_resources": {"num_cpus": client_cpus, "num_gpus": client_gpus},
-            "init_args": init}
+    return {
+        "client_resources": {"num_cpus": client_cpus, "num_gpus": client_gpus},
+        "init_args": init,
+    }
 
 
 def _gpus() -> int:
@@ -41,10 +49,17 @@ def _gpus() -> int:
     return torch.cuda.device_count()
 
 
-def run_simulated(run: RunConfig, nodes: list[dict[str, Any]], *, client_cpus: float = 1.0,
-                  client_gpus: float = 0.0, num_cpus: int | None = None,
-                  ray_address: str | None = None, progress: Any = None,
-                  verbose: bool = False) -> RunConfig:
+def run_simulated(
+    run: RunConfig,
+    nodes: list[dict[str, Any]],
+    *,
+    client_cpus: float = 1.0,
+    client_gpus: float = 0.0,
+    num_cpus: int | None = None,
+    ray_address: str | None = None,
+    progress: Any = None,
+    verbose: bool = False,
+) -> RunConfig:
     """Run the federation on ``nodes`` (one node config per simulated hospital)."""
     from flwr.simulation import run_simulation
 
@@ -59,7 +74,8 @@ def run_simulated(run: RunConfig, nodes: list[dict[str, Any]], *, client_cpus: f
         server_app=make_server_app(run, progress),
         client_app=client_app,
         num_supernodes=len(nodes),
-        backend_config=backend_config(client_cpus, client_gpus, num_cpus, ray_address,
-                                      verbose),
+        backend_config=backend_config(
+            client_cpus, client_gpus, num_cpus, ray_address, verbose
+        ),
     )
     return run

@@ -36,8 +36,11 @@ def plot_global(rounds: list[dict[str, Any]], metric: str) -> str:
     fig, ax = _figure()
     xs = [r["round"] for r in rounds if r.get("evaluation", {}).get("pooled")]
     for name in dict.fromkeys([metric, "auroc", "auprc"]):
-        ys = [r["evaluation"]["pooled"].get(name) for r in rounds
-              if r.get("evaluation", {}).get("pooled")]
+        ys = [
+            r["evaluation"]["pooled"].get(name)
+            for r in rounds
+            if r.get("evaluation", {}).get("pooled")
+        ]
         if any(y is not None for y in ys):
             ax.plot(xs, ys, marker="o", label=f"pooled {name}")
     ax.set_xlabel("round")
@@ -49,10 +52,15 @@ def plot_global(rounds: list[dict[str, Any]], metric: str) -> str:
 
 def plot_hospitals(rounds: list[dict[str, Any]], metric: str) -> str:
     fig, ax = _figure()
-    hospitals = sorted({h for r in rounds for h in r.get("evaluation", {}).get("hospitals", {})})
+    hospitals = sorted(
+        {h for r in rounds for h in r.get("evaluation", {}).get("hospitals", {})}
+    )
     for hid in hospitals:
-        points = [(r["round"], r["evaluation"]["hospitals"][hid].get(metric)) for r in rounds
-                  if hid in r.get("evaluation", {}).get("hospitals", {})]
+        points = [
+            (r["round"], r["evaluation"]["hospitals"][hid].get(metric))
+            for r in rounds
+            if hid in r.get("evaluation", {}).get("hospitals", {})
+        ]
         ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=hid)
     ax.set_xlabel("round")
     ax.set_ylabel(metric)
@@ -84,9 +92,15 @@ def plot_comparison(summary: dict[str, Any]) -> str:
     names = list(summary["hospitals"])
     width = 0.27
     for k, column in enumerate(COLUMNS):
-        values = [(summary["hospitals"][h].get(column) or {}).get(metric) for h in names]
-        ax.bar(np.arange(len(names)) + (k - 1) * width,
-               [np.nan if v is None else v for v in values], width, label=column)
+        values = [
+            (summary["hospitals"][h].get(column) or {}).get(metric) for h in names
+        ]
+        ax.bar(
+            np.arange(len(names)) + (k - 1) * width,
+            [np.nan if v is None else v for v in values],
+            width,
+            label=column,
+        )
     ax.set_xticks(np.arange(len(names)), names, rotation=45)
     ax.set_ylabel(metric)
     ax.set_title("What joining the federation gained each hospital")
@@ -99,36 +113,55 @@ def _table(summary: dict[str, Any]) -> str:
     head = "".join(f"<th>{c.replace('_', '-')}</th>" for c in COLUMNS)
     rows = []
     for hid, entry in summary["hospitals"].items():
-        cells = "".join(f"<td>{_fmt((entry.get(c) or {}).get(metric))}</td>" for c in COLUMNS)
-        rows.append(f"<tr><td>{html.escape(hid)}</td>{cells}"
-                    f"<td>{_fmt(entry.get('epsilon_spent'))} / {_fmt(entry.get('epsilon_budget'))}"
-                    "</td></tr>")
+        cells = "".join(
+            f"<td>{_fmt((entry.get(c) or {}).get(metric))}</td>" for c in COLUMNS
+        )
+        rows.append(
+            f"<tr><td>{html.escape(hid)}</td>{cells}"
+            f"<td>{_fmt(entry.get('epsilon_spent'))} / {_fmt(entry.get('epsilon_budget'))}"
+            "</td></tr>"
+        )
     means = "".join(f"<td><b>{_fmt(summary['means'].get(c))}</b></td>" for c in COLUMNS)
-    return (f"<table><tr><th>hospital</th>{head}<th>epsilon spent / budget</th></tr>"
-            + "".join(rows) + f"<tr><td><b>mean</b></td>{means}<td></td></tr></table>"
-            f"<p>Test {html.escape(metric)} of each hospital's own test split.</p>")
+    return (
+        f"<table><tr><th>hospital</th>{head}<th>epsilon spent / budget</th></tr>"
+        + "".join(rows)
+        + f"<tr><td><b>mean</b></td>{means}<td></td></tr></table>"
+        f"<p>Test {html.escape(metric)} of each hospital's own test split.</p>"
+    )
 
 
 def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return (
+        "n/a"
+        if value is None
+        else f"{value:.3f}"
+        if isinstance(value, float)
+        else str(value)
+    )
 
 
 def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     rounds = json.loads((Path(run_dir) / "history.json").read_text())["rounds"]
     metric = summary["primary_metric"]
-    images = [plot_global(rounds, metric), plot_hospitals(rounds, metric), plot_epsilon(summary)]
+    images = [
+        plot_global(rounds, metric),
+        plot_hospitals(rounds, metric),
+        plot_epsilon(summary),
+    ]
     if any(h.get("local_only") for h in summary["hospitals"].values()):
         images.append(plot_comparison(summary))
-    body = "".join(f'<img alt="plot" src="data:image/png;base64,{img}">' for img in images)
+    body = "".join(
+        f'<img alt="plot" src="data:image/png;base64,{img}">' for img in images
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>fedcare run {html.escape(summary['run_name'])}</title>
+<title>fedcare run {html.escape(summary["run_name"])}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 img{{max-width:100%;display:block;margin:1em 0}}</style></head><body>
-<h1>fedcare: {html.escape(summary['task'])}, run {html.escape(summary['run_name'])}</h1>
-<p>{summary['rounds']} rounds; DP {summary['run_config']['dp']}, SecAgg+
-{summary['run_config']['secagg']}, strategy {html.escape(summary['run_config']['strategy'])};
-timings {html.escape(json.dumps(summary['timings']))}</p>
+<h1>fedcare: {html.escape(summary["task"])}, run {html.escape(summary["run_name"])}</h1>
+<p>{summary["rounds"]} rounds; DP {summary["run_config"]["dp"]}, SecAgg+
+{summary["run_config"]["secagg"]}, strategy {html.escape(summary["run_config"]["strategy"])};
+timings {html.escape(json.dumps(summary["timings"]))}</p>
 <h2>Local-only vs federated vs centralized</h2>{_table(summary)}
 <h2>Plots</h2>{body}</body></html>"""
     path = Path(run_dir) / "report.html"

@@ -24,8 +24,13 @@ from simulation import baselines
 log = logging.getLogger(__name__)
 
 # task preset -> the data kind its hospitals need
-PRESETS = {"ecg-arrhythmia": "ecg", "ecg-anomaly": "ecg", "signal-anomaly": "signals",
-           "icu-deterioration": "vitals", "icu-los": "vitals"}
+PRESETS = {
+    "ecg-arrhythmia": "ecg",
+    "ecg-anomaly": "ecg",
+    "signal-anomaly": "signals",
+    "icu-deterioration": "vitals",
+    "icu-los": "vitals",
+}
 
 
 @dataclass(frozen=True)
@@ -56,21 +61,34 @@ class SimulationOptions:
 def hospital_dirs(opts: SimulationOptions, timings: dict[str, float]) -> list[Path]:
     """The hospital folders: ``--data-dir``'s sub-folders, or a generated cohort."""
     if opts.data_dir is not None:
-        dirs = sorted(p for p in Path(opts.data_dir).iterdir() if p.is_dir()
-                      and not p.name.startswith("."))
+        dirs = sorted(
+            p
+            for p in Path(opts.data_dir).iterdir()
+            if p.is_dir() and not p.name.startswith(".")
+        )
         if len(dirs) < 2:
-            raise ConfigError(f"--data-dir {opts.data_dir}: expected one sub-folder per "
-                              f"hospital (at least 2), found {len(dirs)}")
+            raise ConfigError(
+                f"--data-dir {opts.data_dir}: expected one sub-folder per "
+                f"hospital (at least 2), found {len(dirs)}"
+            )
         return dirs
     cohort = opts.out / "cohort"
     if cohort.is_dir() and opts.run.resume:
-        return sorted(p for p in cohort.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p for p in cohort.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
     from simulation.cohorts import write_cohort
 
     start = time.monotonic()
     extra = {} if opts.label_skew is None else {"label_skew": opts.label_skew}
-    dirs = write_cohort(cohort, hospitals=opts.hospitals, seed=opts.seed, scale=opts.scale,
-                        kinds=(PRESETS[opts.run.task],), **extra)
+    dirs = write_cohort(
+        cohort,
+        hospitals=opts.hospitals,
+        seed=opts.seed,
+        scale=opts.scale,
+        kinds=(PRESETS[opts.run.task],),
+        **extra,
+    )
     timings["cohort_s"] = round(time.monotonic() - start, 1)
     return dirs
 
@@ -78,8 +96,10 @@ def hospital_dirs(opts: SimulationOptions, timings: dict[str, float]) -> list[Pa
 def prepare_out(opts: SimulationOptions) -> None:
     if opts.out.exists() and not opts.run.resume:
         if not opts.overwrite:
-            raise ConfigError(f"{opts.out} exists; pass --overwrite to replace it, or "
-                              "--resume to continue its run")
+            raise ConfigError(
+                f"{opts.out} exists; pass --overwrite to replace it, or "
+                "--resume to continue its run"
+            )
         shutil.rmtree(opts.out)
     opts.out.mkdir(parents=True, exist_ok=True)
 
@@ -91,20 +111,41 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
     prepare_out(opts)
     timings: dict[str, float] = {}
     dirs = hospital_dirs(opts, timings)
-    nodes = [{"hospital-id": d.name, "data-path": str(d.resolve()),
-              "ledger-path": str((opts.ledgers / f"{d.name}.jsonl").resolve()),
-              "epsilon": opts.epsilon, "delta": opts.delta} for d in dirs]
+    nodes = [
+        {
+            "hospital-id": d.name,
+            "data-path": str(d.resolve()),
+            "ledger-path": str((opts.ledgers / f"{d.name}.jsonl").resolve()),
+            "epsilon": opts.epsilon,
+            "delta": opts.delta,
+        }
+        for d in dirs
+    ]
     n = len(nodes)
     shares = min(opts.run.secagg_num_shares, n)
-    run = replace(opts.run, run_dir=str(opts.out), min_fit_hospitals=n,
-                  min_available_hospitals=n, min_evaluate_hospitals=n,
-                  secagg_num_shares=shares,
-                  secagg_reconstruction_threshold=min(opts.run.secagg_reconstruction_threshold,
-                                                      shares - 1 if shares > 2 else shares))
+    run = replace(
+        opts.run,
+        run_dir=str(opts.out),
+        min_fit_hospitals=n,
+        min_available_hospitals=n,
+        min_evaluate_hospitals=n,
+        secagg_num_shares=shares,
+        secagg_reconstruction_threshold=min(
+            opts.run.secagg_reconstruction_threshold,
+            shares - 1 if shares > 2 else shares,
+        ),
+    )
     start = time.monotonic()
-    run = run_simulated(run, nodes, client_cpus=opts.client_cpus, client_gpus=opts.client_gpus,
-                        num_cpus=opts.num_cpus, ray_address=opts.ray_address, progress=progress,
-                        verbose=opts.verbose)
+    run = run_simulated(
+        run,
+        nodes,
+        client_cpus=opts.client_cpus,
+        client_gpus=opts.client_gpus,
+        num_cpus=opts.num_cpus,
+        ray_address=opts.ray_address,
+        progress=progress,
+        verbose=opts.verbose,
+    )
     timings["federation_s"] = round(time.monotonic() - start, 1)
     sites = [baselines.Site(d.name, d) for d in dirs]
     table: dict[str, dict[str, Any]] = {}
@@ -115,18 +156,30 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         start = time.monotonic()
         central = baselines.centralized(run, sites)
         timings["centralized_s"] = round(time.monotonic() - start, 1)
-        table = {s.hospital_id: {"local_only": local[s.hospital_id],
-                                 "centralized": central[s.hospital_id]} for s in sites}
+        table = {
+            s.hospital_id: {
+                "local_only": local[s.hospital_id],
+                "centralized": central[s.hospital_id],
+            }
+            for s in sites
+        }
     summary = build_summary(run, opts, nodes, table, timings)
-    atomic_write_text(opts.out / "summary.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_text(
+        opts.out / "summary.json", json.dumps(summary, indent=2, default=str)
+    )
     from simulation.report import write_report
 
     write_report(opts.out, summary)
     return summary
 
 
-def build_summary(run: RunConfig, opts: SimulationOptions, nodes: list[dict[str, Any]],
-                  table: dict[str, dict[str, Any]], timings: dict[str, float]) -> dict[str, Any]:
+def build_summary(
+    run: RunConfig,
+    opts: SimulationOptions,
+    nodes: list[dict[str, Any]],
+    table: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+) -> dict[str, Any]:
     from server import evaluation
 
     history = json.loads((opts.out / "history.json").read_text())
@@ -142,10 +195,16 @@ def build_summary(run: RunConfig, opts: SimulationOptions, nodes: list[dict[str,
         entry["epsilon_budget"] = node["epsilon"]
         hospitals[hid] = entry
     return {
-        "task": run.task, "run_name": history["run_name"], "rounds": len(rounds),
-        "primary_metric": metric, "higher_is_better": higher,
-        "run_config": run.to_run_config(), "pooled_federated": final.get("pooled"),
-        "hospitals": hospitals, "means": _means(hospitals, metric), "timings": timings,
+        "task": run.task,
+        "run_name": history["run_name"],
+        "rounds": len(rounds),
+        "primary_metric": metric,
+        "higher_is_better": higher,
+        "run_config": run.to_run_config(),
+        "pooled_federated": final.get("pooled"),
+        "hospitals": hospitals,
+        "means": _means(hospitals, metric),
+        "timings": timings,
     }
 
 
@@ -160,7 +219,10 @@ def _spent(rounds: list[dict[str, Any]], hid: str) -> float | None:
 def _means(hospitals: dict[str, Any], metric: str) -> dict[str, float | None]:
     out = {}
     for column in ("local_only", "federated", "centralized"):
-        values = [h[column][metric] for h in hospitals.values()
-                  if h.get(column) and h[column].get(metric) is not None]
+        values = [
+            h[column][metric]
+            for h in hospitals.values()
+            if h.get(column) and h[column].get(metric) is not None
+        ]
         out[column] = sum(values) / len(values) if values else None
     return out

@@ -11,43 +11,78 @@ import typer
 
 from client.cli.common import OutputFormat, emit, setup_logging, user_errors
 
-TASK_HELP = "ecg-arrhythmia (default), ecg-anomaly, signal-anomaly, icu-deterioration, icu-los"
+TASK_HELP = (
+    "ecg-arrhythmia (default), ecg-anomaly, signal-anomaly, icu-deterioration, icu-los"
+)
 
 
 def command(
     task: str = typer.Option("ecg-arrhythmia", "--task", help=TASK_HELP),
     hospitals: int = typer.Option(5, "--hospitals", min=2, help="Synthetic hospitals."),
-    rounds: int = typer.Option(None, "--rounds", min=1, help="Server rounds [run config]."),
+    rounds: int = typer.Option(
+        None, "--rounds", min=1, help="Server rounds [run config]."
+    ),
     local_epochs: int = typer.Option(None, "--local-epochs", min=1),
     out: Path = typer.Option(Path("runs/sim"), "--out", help="Run folder to write."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing --out."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     seed: int = typer.Option(0, "--seed"),
     scale: float = typer.Option(1.0, "--scale", help="Cohort size multiplier."),
-    label_skew: float = typer.Option(None, "--label-skew", help="Dirichlet alpha of label "
-                                     "skew across hospitals (small = strongly non-IID)."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="Use these hospital folders "
-                                  "(one sub-folder each) instead of synthetic ones."),
-    ledger_dir: Path = typer.Option(None, "--ledger-dir", help="Hospitals' privacy ledgers "
-                                    "[default: ledgers/ next to --out]; they persist across "
-                                    "runs."),
-    epsilon: float = typer.Option(8.0, "--epsilon", help="Each hospital's total budget."),
+    label_skew: float = typer.Option(
+        None,
+        "--label-skew",
+        help="Dirichlet alpha of label "
+        "skew across hospitals (small = strongly non-IID).",
+    ),
+    data_dir: Path = typer.Option(
+        None,
+        "--data-dir",
+        help="Use these hospital folders "
+        "(one sub-folder each) instead of synthetic ones.",
+    ),
+    ledger_dir: Path = typer.Option(
+        None,
+        "--ledger-dir",
+        help="Hospitals' privacy ledgers "
+        "[default: ledgers/ next to --out]; they persist across "
+        "runs.",
+    ),
+    epsilon: float = typer.Option(
+        8.0, "--epsilon", help="Each hospital's total budget."
+    ),
     delta: float = typer.Option(1e-5, "--delta"),
     run_epsilon: float = typer.Option(None, "--run-epsilon", help="Spend of this run."),
-    no_dp: bool = typer.Option(False, "--no-dp", help="Train without DP (not private)."),
-    no_secagg: bool = typer.Option(False, "--no-secagg", help="Plain (unmasked) updates."),
-    strategy: str = typer.Option(None, "--strategy", help="fedavg, fedprox or fedadam."),
+    no_dp: bool = typer.Option(
+        False, "--no-dp", help="Train without DP (not private)."
+    ),
+    no_secagg: bool = typer.Option(
+        False, "--no-secagg", help="Plain (unmasked) updates."
+    ),
+    strategy: str = typer.Option(
+        None, "--strategy", help="fedavg, fedprox or fedadam."
+    ),
     proximal_mu: float = typer.Option(None, "--proximal-mu", help="FedProx mu."),
-    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip local-only and "
-                                      "centralized baselines."),
+    no_baselines: bool = typer.Option(
+        False, "--no-baselines", help="Skip local-only and centralized baselines."
+    ),
     client_cpus: float = typer.Option(1.0, "--client-cpus", help="CPUs per hospital."),
-    client_gpus: float = typer.Option(None, "--client-gpus", help="GPUs per hospital "
-                                      "[default: 1/hospitals when CUDA is present, else 0]."),
+    client_gpus: float = typer.Option(
+        None,
+        "--client-gpus",
+        help="GPUs per hospital [default: 1/hospitals when CUDA is present, else 0].",
+    ),
     num_cpus: int = typer.Option(None, "--num-cpus", help="CPUs Ray may use [all]."),
-    ray_address: str = typer.Option(None, "--ray-address", help="Attach to a running Ray "
-                                    "cluster (e.g. auto or HOST:6379)."),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="Attach to a running Ray cluster (e.g. auto or HOST:6379).",
+    ),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
-    verbose: bool = typer.Option(False, "--verbose", help="Show Flower's and Ray's logs."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show Flower's and Ray's logs."
+    ),
 ) -> None:
     """Simulate a federation of hospitals with DP and SecAgg+, with baselines and a report."""
     setup_logging(verbose)
@@ -61,20 +96,41 @@ def command(
         from server.config import RunConfig
         from simulation.runner import SimulationOptions, simulate
 
-        overrides: dict[str, Any] = {"task": task, "seed": seed, "resume": resume,
-                                     "dp": not no_dp, "secagg": not no_secagg}
-        for key, value in (("num_server_rounds", rounds), ("local_epochs", local_epochs),
-                           ("run_epsilon", run_epsilon), ("strategy", strategy),
-                           ("proximal_mu", proximal_mu)):
+        overrides: dict[str, Any] = {
+            "task": task,
+            "seed": seed,
+            "resume": resume,
+            "dp": not no_dp,
+            "secagg": not no_secagg,
+        }
+        for key, value in (
+            ("num_server_rounds", rounds),
+            ("local_epochs", local_epochs),
+            ("run_epsilon", run_epsilon),
+            ("strategy", strategy),
+            ("proximal_mu", proximal_mu),
+        ):
             if value is not None:
                 overrides[key] = value
         run = replace(RunConfig(), **overrides)
         opts = SimulationOptions(
-            out=out, run=run, hospitals=hospitals, seed=seed, scale=scale,
-            label_skew=label_skew, data_dir=data_dir, ledger_dir=ledger_dir, epsilon=epsilon,
-            delta=delta, with_baselines=not no_baselines, overwrite=overwrite,
-            client_cpus=client_cpus, client_gpus=_gpus(client_gpus, hospitals),
-            num_cpus=num_cpus, ray_address=ray_address, verbose=verbose,
+            out=out,
+            run=run,
+            hospitals=hospitals,
+            seed=seed,
+            scale=scale,
+            label_skew=label_skew,
+            data_dir=data_dir,
+            ledger_dir=ledger_dir,
+            epsilon=epsilon,
+            delta=delta,
+            with_baselines=not no_baselines,
+            overwrite=overwrite,
+            client_cpus=client_cpus,
+            client_gpus=_gpus(client_gpus, hospitals),
+            num_cpus=num_cpus,
+            ray_address=ray_address,
+            verbose=verbose,
         )
         with _progress(run.num_server_rounds, format) as progress:
             summary = simulate(opts, progress)
@@ -108,10 +164,17 @@ class _progress:
         return self.update
 
     def update(self, number: int, total: int, pooled: dict[str, Any]) -> None:
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in pooled.items()
-                          if k in ("f1", "auroc", "auprc", "mae_days") and v is not None)
-        self.bar.update(self.task, completed=number, total=total,
-                        description=f"round {number}/{total}: {shown}")
+        shown = ", ".join(
+            f"{k} {v:.3f}"
+            for k, v in pooled.items()
+            if k in ("f1", "auroc", "auprc", "mae_days") and v is not None
+        )
+        self.bar.update(
+            self.task,
+            completed=number,
+            total=total,
+            description=f"round {number}/{total}: {shown}",
+        )
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
@@ -124,16 +187,29 @@ def _print(summary: dict[str, Any], out: Path) -> None:
 
     metric = summary["primary_metric"]
     table = Table(title=f"{summary['task']}: test {metric} per hospital")
-    for column in ("hospital", "local-only", "federated", "centralized", "epsilon spent"):
+    for column in (
+        "hospital",
+        "local-only",
+        "federated",
+        "centralized",
+        "epsilon spent",
+    ):
         table.add_column(column, justify="right")
     for hid, entry in summary["hospitals"].items():
-        cells = [_fmt((entry.get(c) or {}).get(metric))
-                 for c in ("local_only", "federated", "centralized")]
-        spent = f"{_fmt(entry.get('epsilon_spent'))} / {_fmt(entry.get('epsilon_budget'))}"
+        cells = [
+            _fmt((entry.get(c) or {}).get(metric))
+            for c in ("local_only", "federated", "centralized")
+        ]
+        spent = (
+            f"{_fmt(entry.get('epsilon_spent'))} / {_fmt(entry.get('epsilon_budget'))}"
+        )
         table.add_row(hid, *cells, spent)
     means = summary["means"]
-    table.add_row("mean", *(_fmt(means.get(c)) for c in ("local_only", "federated",
-                                                        "centralized")), "")
+    table.add_row(
+        "mean",
+        *(_fmt(means.get(c)) for c in ("local_only", "federated", "centralized")),
+        "",
+    )
     console = Console()
     console.print(table)
     console.print(f"timings (s): {summary['timings']}")
@@ -141,4 +217,10 @@ def _print(summary: dict[str, Any], out: Path) -> None:
 
 
 def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return (
+        "n/a"
+        if value is None
+        else f"{value:.3f}"
+        if isinstance(value, float)
+        else str(value)
+    )
