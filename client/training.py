@@ -132,12 +132,15 @@ def train(
 def _train_private(
     model, optimizer, loader, config, device, reference, private
 ) -> dict[str, Any]:
-    from client.privacy import make_private
+    from client.privacy import make_private, sample_rate_of
+    from client.privacy import steps_per_epoch as poisson_steps
 
     n = len(loader.dataset)
     batch = min(config.batch_size, n)
-    sample_rate = 1.0 / len(loader)
-    steps = config.epochs * len(loader)
+    sample_rate = sample_rate_of(loader)
+    # Opacus' Poisson loader yields int(1/q) batches, which float rounding can
+    # make one less than len(loader): plan (and check) the steps it will take.
+    steps = config.epochs * poisson_steps(sample_rate)
     plan = private.ledger.plan(
         private.run_id,
         sample_rate=sample_rate,
