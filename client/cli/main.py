@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from client.cli import budget, evaluate, train, validate_data
+from server.cli import audit
 from simulation.cli import cohort, simulate
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.command("evaluate")(evaluate.command)
 app.command("budget")(budget.command)
 app.command("cohort")(cohort.command)
 app.command("simulate")(simulate.command)
+app.add_typer(audit.app, name="audit")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,1 @@
+"""The consortium operator's ``fedcare`` sub-commands (one module per command)."""
