@@ -91,7 +91,7 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         state.strategy_state = saved.strategy_state
         weights = saved.weights
         log.info("resuming run %s after round %d", name, saved.round)
-    state.weights["initial"] = weights
+    state.set_initial(weights)
     return state
 
 

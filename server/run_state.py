@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from server import checkpoint, evaluation
+from server import audit, checkpoint, evaluation
 from server.config import RunConfig
 from server.history import RunHistory
 from shared_models import create_model
@@ -44,6 +44,12 @@ class FederatedRun:
         self.best: dict[str, Any] | None = self._best_so_far()
         self.strategy_state: dict[str, list[np.ndarray]] = {}
         self.progress: Any = None  # callable(round, total, pooled) or None
+        self.initial_sha256 = ""  # the global model before round offset + 1
+
+    def set_initial(self, weights: list[np.ndarray]) -> None:
+        """The weights round ``offset + 1`` starts from (fresh or resumed)."""
+        self.weights["initial"] = weights
+        self.initial_sha256 = arrays_hash(weights)
 
     def _best_so_far(self) -> dict[str, Any] | None:
         best = None
@@ -113,6 +119,8 @@ class FederatedRun:
                 self.strategy_state,
             )
         self.history.save()
+        before = audit.model_before(self.history.rounds, number, self.initial_sha256)
+        audit.append_round(self.run_dir, self.run_name, record, before, self.config)
 
     def on_evaluate(
         self,
