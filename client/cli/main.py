@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from client.cli import budget, evaluate, train, validate_data
-from server.cli import audit
+from server.cli import audit, provision
 from simulation.cli import cohort, simulate
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command("evaluate")(evaluate.command)
 app.command("budget")(budget.command)
 app.command("cohort")(cohort.command)
 app.command("simulate")(simulate.command)
+app.add_typer(provision.app, name="provision")
 app.add_typer(audit.app, name="audit")
 
 

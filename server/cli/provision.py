@@ -1,0 +1,102 @@
+"""``fedcare provision``: consortium CA, SuperLink certificate, SuperNode keys, bundles.
+
+Sub-commands: ``init``, ``add-hospital``, ``revoke``, ``status``. Output is
+paths and actions only; private keys are written 0600 and never printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from client.cli.common import OutputFormat, emit, user_errors
+
+app = typer.Typer(
+    help="Provision a consortium: CA, SuperLink certificate, SuperNode keys, bundles "
+    "(layout: server/provision/README.md).",
+    no_args_is_help=True,
+)
+_OUT = typer.Argument(..., help="The provisioning directory (from `provision init`).")
+_FORMAT = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines.")
+
+
+def _print_report(report: Any, fmt: OutputFormat) -> None:
+    def text() -> None:
+        for action, what in report.actions:
+            typer.echo(f"{action:<10} {what}")
+        if report.commands:
+            typer.echo("\nrun on the aggregator:")
+            for line in report.commands:
+                typer.echo(f"  {line}")
+
+    emit(report.to_json(), fmt, text)
+
+
+@app.command("init")
+def init_command(
+    consortium: Path = typer.Argument(..., help="The consortium file (TOML)."),
+    out: Path = typer.Option(..., "--out", help="Directory for credentials and bundles."),
+    reissue_server_cert: bool = typer.Option(
+        False, "--reissue-server-cert",
+        help="Confirm re-issuing the SuperLink certificate when the aggregator hosts "
+        "changed (same key; hospital bundles stay valid)."),
+    format: OutputFormat = _FORMAT,
+) -> None:
+    """Create what is missing: CA, SuperLink certificate, hospital keys and bundles.
+
+    Existing keys are kept and reported, never overwritten.
+    """
+    from server.provision import init
+
+    with user_errors():
+        _print_report(init(consortium, out, reissue_server_cert), format)
+
+
+@app.command("add-hospital")
+def add_hospital_command(
+    out: Path = _OUT,
+    id: str = typer.Option(..., "--id", help="Hospital id (letters, digits, _ or -)."),
+    name: str = typer.Option(None, "--name", help="Display name (default: the id)."),
+    format: OutputFormat = _FORMAT,
+) -> None:
+    """Issue one hospital's key pair and bundle; other hospitals' files are untouched."""
+    from server.provision import add_hospital
+
+    with user_errors():
+        _print_report(add_hospital(out, id, name), format)
+
+
+@app.command("revoke")
+def revoke_command(
+    out: Path = _OUT,
+    id: str = typer.Option(..., "--id", help="The hospital to revoke."),
+    format: OutputFormat = _FORMAT,
+) -> None:
+    """Mark a hospital revoked and print the `flwr supernode unregister` to run."""
+    from server.provision import revoke
+
+    with user_errors():
+        _print_report(revoke(out, id), format)
+
+
+@app.command("status")
+def status_command(out: Path = _OUT, format: OutputFormat = _FORMAT) -> None:
+    """The consortium's hospitals, their key fingerprints and status, certificates."""
+    from server.provision import status
+
+    with user_errors():
+        info = status(out)
+
+        def text() -> None:
+            typer.echo(f"consortium {info['name']}  connection {info['connection']['address']}")
+            if info["superlink"]:
+                typer.echo(f"superlink  SANs {', '.join(info['superlink']['hosts'])}, "
+                           f"valid until {info['superlink']['not_after']}")
+            for h in info["hospitals"]:
+                files = "" if h["files_present"] else "  (bundle incomplete)"
+                typer.echo(f"  {h['id']:<20} {h['status']:<8} "
+                           f"{h['public_key_fingerprint']}  {h['name']}{files}")
+
+        emit(info, format, text)
