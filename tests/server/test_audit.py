@@ -1,0 +1,206 @@
+"""Audit log: chain over a fake run, tamper detection, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from client.cli.main import app
+from server import audit
+from server.config import RunConfig
+from server.history import RunHistory
+from server.run_state import FederatedRun
+from shared_models import create_model
+from shared_models.export import arrays_hash, get_weights
+from shared_models.registry import get_spec
+
+CARD = {
+    "model": "dense_autoencoder",
+    "model_config": {"seq_len": 8, "n_features": 1, "hidden": [4], "code_size": 2},
+    "task": "signal-anomaly",
+    "input_spec": {"seq_len": 8, "n_features": 1},
+    "normalisation": {},
+    "classes": None,
+}
+CONFIG = RunConfig(task="signal-anomaly", strategy="fedprox", proximal_mu=0.1)
+
+
+def _weights(seed: int) -> list[np.ndarray]:
+    get_spec(CARD["model"])  # registering draws random weights: before seeding
+    torch.manual_seed(seed)
+    return get_weights(create_model(CARD["model"], **CARD["model_config"], dp=False))
+
+
+def _reply(hospital: int, declined: str = "") -> tuple[int, dict]:
+    metrics = {"hospital-id": hospital, "declined": declined, "train-loss": 0.5}
+    return (0 if declined else 10, metrics)
+
+
+def _fake_run(run_dir: Path, rounds: int = 3) -> FederatedRun:
+    """Round 1: h1, h2 train, h3 declines; round 2: a failure; round 3: no model."""
+    run = FederatedRun(CONFIG, run_dir, "run-a", CARD)
+    run.set_initial(_weights(0))
+    plan = [
+        (_weights(1), [_reply(1), _reply(2), _reply(3, "privacy budget spent")], []),
+        (_weights(2), [_reply(1), _reply(2)], ["TimeoutError('hospital gone')"]),
+        (None, [_reply(1, "no data"), _reply(2, "no data")], []),
+    ]
+    for flwr_round, (weights, replies, failures) in enumerate(plan[:rounds], 1):
+        run.on_fit(flwr_round, weights, replies, failures)
+    return run
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    _fake_run(tmp_path)
+    return tmp_path
+
+
+def _lines(run_dir: Path) -> list[str]:
+    return (run_dir / audit.FILE_NAME).read_text().splitlines()
+
+
+def _write(run_dir: Path, lines: list[str]) -> Path:
+    path = run_dir / audit.FILE_NAME
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_fake_run_writes_a_verified_chain(run_dir: Path) -> None:
+    records = audit.read_records(run_dir / audit.FILE_NAME)
+    verdict = audit.verify(run_dir / audit.FILE_NAME, run_dir / "checkpoints")
+
+    assert verdict.ok and verdict.records == 3 and verdict.checkpoints_checked == 2
+    one, two, three = records
+    assert [r["round"] for r in records] == [1, 2, 3]
+    assert one["prev"] == "" and two["prev"] == one["hash"]
+    assert three["prev"] == two["hash"]
+    assert one["run_id"] == "run-a" and one["participating"] == ["1", "2"]
+    assert one["dropped"] == [
+        {"hospital": "3", "status": "declined", "reason": "privacy budget spent"}
+    ]
+    assert two["dropped"] == [
+        {"hospital": "", "status": "failed", "reason": "TimeoutError('hospital gone')"}
+    ]
+    assert one["model_before"] == arrays_hash(_weights(0))
+    assert one["model_after"] == arrays_hash(_weights(1)) == two["model_before"]
+    assert two["model_after"] == arrays_hash(_weights(2))
+    assert three["model_before"] == three["model_after"] == two["model_after"]
+    assert (one["checkpoint"], three["checkpoint"]) == ("checkpoints/round_0001", "")
+    assert one["settings"] == {
+        "task": "signal-anomaly",
+        "strategy": "fedprox",
+        "proximal-mu": 0.1,
+        "dp": True,
+        "run-epsilon": 2.0,
+        "max-grad-norm": 1.0,
+        "secagg": True,
+        "secagg-num-shares": 3,
+        "secagg-reconstruction-threshold": 2,
+        "secagg-clipping-range": 8.0,
+        "secagg-quantization-range": 4194304,
+    }
+
+
+def _edit_field(lines: list[str]) -> list[str]:
+    record = json.loads(lines[1])
+    record["participating"] = ["1"]
+    return [lines[0], json.dumps(record, sort_keys=True), lines[2]]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "line", "reason"),
+    [
+        (_edit_field, 2, "checksum mismatch"),
+        (lambda ls: [ls[0], ls[2]], 2, "chain broken"),
+        (lambda ls: [ls[1], ls[0], ls[2]], 1, "chain broken"),
+        (lambda ls: [ls[0], ls[1], "garbage{", ls[2]], 3, "not valid JSON"),
+        (lambda ls: [ls[0], "[1, 2]", ls[1]], 2, "expected a JSON object"),
+    ],
+    ids=["edited", "deleted", "reordered", "garbage", "not-an-object"],
+)
+def test_tampering_is_detected_at_its_line(
+    run_dir: Path, tamper, line: int, reason: str
+) -> None:
+    path = _write(run_dir, tamper(_lines(run_dir)))
+
+    verdict = audit.verify(path)
+
+    assert not verdict.ok and verdict.line == line and reason in verdict.reason
+
+
+def test_torn_last_line_is_detected_and_not_extended(run_dir: Path) -> None:
+    path = run_dir / audit.FILE_NAME
+    path.write_text(path.read_text() + '{"type": "rou')
+
+    assert audit.verify(path).line == 4
+    with pytest.raises(audit.ChainError, match="line 4"):
+        audit.append(path, {"round": 4})
+
+
+def test_checkpoint_mismatch_and_cut_log_are_detected(run_dir: Path) -> None:
+    lines = _lines(run_dir)
+    path = _write(run_dir, lines[:1])
+    cut = audit.verify(path, run_dir / "checkpoints")
+    assert not cut.ok and cut.line == 2 and "round 2" in cut.reason
+
+    state_file = run_dir / "checkpoints" / "round_0001" / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "weights_sha256": "0" * 64}))
+    _write(run_dir, lines)
+    wrong = audit.verify(path, run_dir / "checkpoints")
+    assert not wrong.ok and wrong.line == 1 and "weights_sha256" in wrong.reason
+
+
+def test_resumed_run_continues_the_chain(tmp_path: Path) -> None:
+    _fake_run(tmp_path, rounds=2)
+    before = _lines(tmp_path)
+    resumed = FederatedRun(
+        CONFIG,
+        tmp_path,
+        "run-a",
+        CARD,
+        offset=2,
+        history=RunHistory.load(tmp_path, "run-a", 2),
+    )
+    resumed.set_initial(_weights(2))  # the round-2 checkpoint's weights
+    resumed.on_fit(1, _weights(3), [_reply(1), _reply(2)], [])
+
+    records = audit.read_records(tmp_path / audit.FILE_NAME)
+    assert _lines(tmp_path)[:2] == before
+    assert [r["round"] for r in records] == [1, 2, 3]
+    assert records[2]["prev"] == records[1]["hash"]
+    assert records[2]["model_before"] == records[1]["model_after"]
+    assert audit.verify(tmp_path / audit.FILE_NAME, tmp_path / "checkpoints").ok
+
+
+def test_cli_ok_tampered_and_usage_errors(run_dir: Path) -> None:
+    runner = CliRunner()
+    path = str(run_dir / audit.FILE_NAME)
+    checkpoints = str(run_dir / "checkpoints")
+
+    ok = runner.invoke(app, ["audit", "verify", path, "--checkpoints", checkpoints])
+    assert ok.exit_code == 0 and ok.output.startswith("OK ") and "3 record" in ok.output
+
+    as_json = runner.invoke(app, ["audit", "verify", path, "--format", "json"])
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.output)["records"] == 3
+
+    _write(run_dir, _edit_field(_lines(run_dir)))
+    bad = runner.invoke(app, ["audit", "verify", path, "--format", "json"])
+    payload = json.loads(bad.output)
+    assert bad.exit_code == 1 and payload["ok"] is False and payload["line"] == 2
+    text = runner.invoke(app, ["audit", "verify", path])
+    assert text.exit_code == 1 and "line 2" in text.output
+
+    missing = runner.invoke(app, ["audit", "verify", str(run_dir / "nope.jsonl")])
+    assert missing.exit_code == 2
+    no_dir = runner.invoke(app, ["audit", "verify", path, "--checkpoints", path])
+    assert no_dir.exit_code == 2
+    assert runner.invoke(app, ["audit", "verify"]).exit_code == 2
+    assert "verify" in runner.invoke(app, ["audit", "--help"]).output
