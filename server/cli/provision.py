@@ -19,7 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 _OUT = typer.Argument(..., help="The provisioning directory (from `provision init`).")
-_FORMAT = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines.")
+_FORMAT = typer.Option(
+    OutputFormat.text, "--format", help="text for people, json for machines."
+)
 
 
 def _print_report(report: Any, fmt: OutputFormat) -> None:
@@ -37,11 +39,15 @@ def _print_report(report: Any, fmt: OutputFormat) -> None:
 @app.command("init")
 def init_command(
     consortium: Path = typer.Argument(..., help="The consortium file (TOML)."),
-    out: Path = typer.Option(..., "--out", help="Directory for credentials and bundles."),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory for credentials and bundles."
+    ),
     reissue_server_cert: bool = typer.Option(
-        False, "--reissue-server-cert",
+        False,
+        "--reissue-server-cert",
         help="Confirm re-issuing the SuperLink certificate when the aggregator hosts "
-        "changed (same key; hospital bundles stay valid)."),
+        "changed (same key; hospital bundles stay valid).",
+    ),
     format: OutputFormat = _FORMAT,
 ) -> None:
     """Create what is missing: CA, SuperLink certificate, hospital keys and bundles.
@@ -61,7 +67,7 @@ def add_hospital_command(
     name: str = typer.Option(None, "--name", help="Display name (default: the id)."),
     format: OutputFormat = _FORMAT,
 ) -> None:
-    """Issue one hospital's key pair and bundle; other hospitals' files are untouched."""
+    """Issue one hospital's key pair and bundle; others' files are untouched."""
     from server.provision import add_hospital
 
     with user_errors():
@@ -90,13 +96,19 @@ def status_command(out: Path = _OUT, format: OutputFormat = _FORMAT) -> None:
         info = status(out)
 
         def text() -> None:
-            typer.echo(f"consortium {info['name']}  connection {info['connection']['address']}")
+            typer.echo(
+                f"consortium {info['name']}  connection {info['connection']['address']}"
+            )
             if info["superlink"]:
-                typer.echo(f"superlink  SANs {', '.join(info['superlink']['hosts'])}, "
-                           f"valid until {info['superlink']['not_after']}")
+                typer.echo(
+                    f"superlink  SANs {', '.join(info['superlink']['hosts'])}, "
+                    f"valid until {info['superlink']['not_after']}"
+                )
             for h in info["hospitals"]:
                 files = "" if h["files_present"] else "  (bundle incomplete)"
-                typer.echo(f"  {h['id']:<20} {h['status']:<8} "
-                           f"{h['public_key_fingerprint']}  {h['name']}{files}")
+                typer.echo(
+                    f"  {h['id']:<20} {h['status']:<8} "
+                    f"{h['public_key_fingerprint']}  {h['name']}{files}"
+                )
 
         emit(info, format, text)

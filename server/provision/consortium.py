@@ -1,0 +1,194 @@
+"""The consortium file (TOML, what the operator writes) and the state file
+(``DIR/consortium.json``, what provisioning keeps).
+
+Consortium file::
+
+    name = "demo-consortium"
+    [aggregator]
+    hosts = ["127.0.0.1", "localhost"]   # SANs of the SuperLink certificate
+    port = 9092
+    [[hospitals]]
+    id = "hospital_01"
+    name = "St Mary"
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from server.provision.errors import ConsortiumFileError, ProvisionError
+from shared_models.atomic import atomic_write_text
+
+IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DNS = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+STATE_FILE = "consortium.json"
+ACTIVE, REVOKED = "active", "revoked"
+
+
+@dataclass(frozen=True)
+class Aggregator:
+    hosts: list[str]
+    port: int = 9092
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the SuperLink, as SuperNodes and ``flwr`` dial it."""
+        host = self.hosts[0]
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+
+@dataclass
+class Hospital:
+    id: str
+    name: str
+    public_key_fingerprint: str = ""
+    status: str = ACTIVE
+
+
+@dataclass
+class Consortium:
+    name: str
+    aggregator: Aggregator
+    hospitals: list[Hospital] = field(default_factory=list)
+
+    def hospital(self, hospital_id: str) -> Hospital | None:
+        return next((h for h in self.hospitals if h.id == hospital_id), None)
+
+    def active(self) -> list[Hospital]:
+        return [h for h in self.hospitals if h.status == ACTIVE]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aggregator": asdict(self.aggregator),
+            "hospitals": [asdict(h) for h in self.hospitals],
+        }
+
+    def save(self, out: Path) -> None:
+        atomic_write_text(out / STATE_FILE, json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, out: Path) -> Consortium:
+        path = out / STATE_FILE
+        if not path.is_file():
+            raise ProvisionError(
+                f"{out} is not a provisioned consortium ({STATE_FILE} "
+                "missing); run `fedcare provision init CONSORTIUM.toml "
+                f"--out {out}` first"
+            )
+        raw = json.loads(path.read_text())
+        return cls(
+            raw["name"],
+            Aggregator(**raw["aggregator"]),
+            [Hospital(**h) for h in raw["hospitals"]],
+        )
+
+
+def check_hospital_id(hospital_id: object, where: str = "hospital id") -> str:
+    if not isinstance(hospital_id, str) or not IDENT.match(hospital_id):
+        raise ConsortiumFileError(
+            f"{where} {hospital_id!r} is not allowed: use 1-64 letters, digits, '_' or "
+            "'-', starting with a letter or digit (it names files and the SuperNode)"
+        )
+    return hospital_id
+
+
+def load_consortium_file(path: Path) -> Consortium:
+    """Parse and validate a consortium TOML file (errors name the file and the key)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConsortiumFileError(f"consortium file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConsortiumFileError(f"{path} is not valid TOML: {exc}") from None
+    _no_unknown(raw, {"name", "aggregator", "hospitals"}, f"{path}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not IDENT.match(name):
+        raise ConsortiumFileError(
+            f"{path}: name = {name!r}; give the consortium a name of letters, digits, "
+            "'_' or '-' (it becomes the flwr connection name)"
+        )
+    return Consortium(
+        name,
+        _aggregator(raw.get("aggregator"), path),
+        _hospitals(raw.get("hospitals", []), path),
+    )
+
+
+def _no_unknown(table: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConsortiumFileError(
+            f"{where}: unknown key(s) {unknown}; known: {sorted(known)}"
+        )
+
+
+def _aggregator(raw: Any, path: Path) -> Aggregator:
+    if not isinstance(raw, dict):
+        raise ConsortiumFileError(
+            f"{path}: missing [aggregator] table with hosts and port"
+        )
+    _no_unknown(raw, {"hosts", "port"}, f"{path} [aggregator]")
+    hosts = raw.get("hosts")
+    if (
+        not isinstance(hosts, list)
+        or not hosts
+        or not all(isinstance(h, str) for h in hosts)
+    ):
+        raise ConsortiumFileError(
+            f"{path}: [aggregator] hosts = {hosts!r}; give a non-empty list of the "
+            "SuperLink's DNS names and/or IP addresses, "
+            'e.g. ["aggregator.example.org"]'
+        )
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not DNS.match(host):
+                raise ConsortiumFileError(
+                    f"{path}: [aggregator] host {host!r} is neither an IP address nor "
+                    "a DNS name"
+                ) from None
+    if len(set(hosts)) != len(hosts):
+        raise ConsortiumFileError(f"{path}: [aggregator] hosts has duplicates: {hosts}")
+    port = raw.get("port", 9092)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise ConsortiumFileError(f"{path}: [aggregator] port = {port!r}; use 1-65535")
+    return Aggregator(list(hosts), port)
+
+
+def _hospitals(raw: Any, path: Path) -> list[Hospital]:
+    if not isinstance(raw, list):
+        raise ConsortiumFileError(
+            f"{path}: hospitals must be an array of tables "
+            "([[hospitals]] with id and name)"
+        )
+    out: list[Hospital] = []
+    for i, entry in enumerate(raw):
+        where = f"{path} hospitals[{i}]"
+        if not isinstance(entry, dict):
+            raise ConsortiumFileError(f"{where}: expected a table with id and name")
+        _no_unknown(entry, {"id", "name"}, where)
+        hid = check_hospital_id(entry.get("id"), f"{where} id")
+        name = entry.get("name", hid)
+        if not isinstance(name, str) or not name.strip():
+            raise ConsortiumFileError(
+                f"{where}: name = {name!r}; give a non-empty string"
+            )
+        if any(h.id == hid for h in out):
+            raise ConsortiumFileError(f"{where}: hospital id {hid!r} appears twice")
+        out.append(Hospital(hid, name))
+    return out
