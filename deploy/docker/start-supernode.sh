@@ -1,0 +1,31 @@
+#!/bin/sh
+# Default command of the hospital images: the SuperNode with the container's
+# fixed paths (bundle at /bundle, data at /data, ledger at /ledger).
+# Environment: FEDCARE_HOSPITAL_ID (required: the id the hospital was
+# provisioned with), FEDCARE_SUPERLINK (default aggregator:9092),
+# FEDCARE_EPSILON (total budget, default 8.0), FEDCARE_DELTA (default 1e-05),
+# FEDCARE_SUPERNODE_PORT (local ClientApp API port, default 9094),
+# FEDCARE_MAX_RETRIES (default 30: give up instead of retrying forever).
+# Extra arguments are passed on to flower-supernode.
+set -eu
+if [ -z "${FEDCARE_HOSPITAL_ID:-}" ]; then
+  echo "error: FEDCARE_HOSPITAL_ID is not set; set it to this hospital's" \
+       "provisioned id (the name of its bundle folder, e.g. hospital_01)" >&2
+  exit 2
+fi
+for f in /bundle/ca.crt /bundle/node.key; do
+  if [ ! -r "$f" ]; then
+    echo "error: cannot read $f as uid $(id -u); mount the hospital bundle at" \
+         "/bundle and make it readable by uid 10001 (chown -R 10001:10001 BUNDLE)" >&2
+    exit 2
+  fi
+done
+exec flower-supernode \
+  --superlink "${FEDCARE_SUPERLINK:-aggregator:9092}" \
+  --root-certificates /bundle/ca.crt \
+  --auth-supernode-private-key /bundle/node.key \
+  --node-config "hospital-id=\"$FEDCARE_HOSPITAL_ID\" data-path=\"/data\" ledger-path=\"/ledger/privacy-ledger.jsonl\" epsilon=${FEDCARE_EPSILON:-8.0} delta=${FEDCARE_DELTA:-1e-05}" \
+  --port "${FEDCARE_SUPERNODE_PORT:-9094}" \
+  --max-retries "${FEDCARE_MAX_RETRIES:-30}" \
+  --health-server-address 127.0.0.1:9099 \
+  "$@"
