@@ -93,12 +93,26 @@ def load_yaml(path: Path) -> list[Any]:
 
 
 @functools.cache
+def _help_texts() -> dict[str, str]:
+    """``--help`` of both installed binaries, run side by side (each takes seconds)."""
+    procs = {
+        b: subprocess.Popen(
+            [str(Path(sys.executable).parent / b), "--help"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for b in BINARIES
+    }
+    texts = {b: p.communicate(timeout=120)[0] for b, p in procs.items()}
+    assert all(p.returncode == 0 for p in procs.values()), "--help failed"
+    return texts
+
+
+@functools.cache
 def accepted_flags(binary: str) -> tuple[frozenset[str], frozenset[str]]:
     """(all flags, deprecated flags) from the installed binary's ``--help``."""
-    exe = Path(sys.executable).parent / binary
-    out = subprocess.run(
-        [str(exe), "--help"], capture_output=True, text=True, timeout=120, check=True
-    ).stdout
+    out = _help_texts()[binary]
     flags, deprecated, current = set(), set(), None
     for line in out.splitlines():
         match = re.match(r"^\s{2}(?:-\w, )?(--[a-z0-9-]+)", line)
