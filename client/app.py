@@ -13,7 +13,7 @@ supports SecAgg+ with the Message API.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
@@ -21,8 +21,10 @@ from flwr.clientapp import ClientApp
 from flwr.common import Context, Message
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from client.federated import Hospital, NodeSettings
 from server.config import RunConfig
+
+if TYPE_CHECKING:
+    from client.federated import Hospital
 
 RUN_KEY_PREFIX = "run."
 
@@ -46,6 +48,11 @@ class HospitalClient(NumPyClient):
         self.node_config = dict(node_config)
 
     def _hospital(self, config: dict[str, Any]) -> Hospital:
+        # Imported here: torch takes seconds to import, and a deployed SuperNode
+        # starts a ClientApp process per message, most of them SecAgg+ key
+        # exchanges that never train.
+        from client.federated import Hospital, NodeSettings
+
         run = unpack_run_config(config)
         settings = NodeSettings.from_node_config(self.node_config, run.hospitals_file)
         return Hospital(settings, run)
