@@ -85,7 +85,10 @@ class FederatedRun:
         weights: list[np.ndarray] | None,
         replies: list[tuple[int, dict[str, Any]]],
         failures: list[str],
+        dropped: list[dict[str, Any]] | None = None,
     ) -> None:
+        """Record a round's fit; ``dropped``: sampled nodes that never replied
+        (``{"node_id", "hospital"}``, hospital ``None`` when not yet known)."""
         number = self.offset + flwr_round
         record = self.history.round(number)
         fit = {}
@@ -105,6 +108,7 @@ class FederatedRun:
             failures=failures,
             participating=sorted(h for h, f in fit.items() if f["status"] == "trained"),
             declined=sorted(h for h, f in fit.items() if f["status"] == "declined"),
+            dropped=dropped or [],
         )
         if weights is not None:
             self.weights[number] = weights

@@ -25,14 +25,47 @@ def _failure_text(failure: Any) -> str:
     return repr(failure if not isinstance(failure, tuple) else failure[1])[:300]
 
 
+def _learn(results: list, hospital_of: dict[int, str]) -> None:
+    for proxy, res in results:
+        if "hospital-id" in res.metrics:
+            hospital_of[proxy.node_id] = str(res.metrics["hospital-id"])
+
+
+def _dropped(
+    sampled: list[int], results: list, hospital_of: dict[int, str]
+) -> list[dict[str, Any]]:
+    """Sampled nodes that sent no fit reply (killed, disconnected, timed out).
+
+    The hospital is named when an earlier reply of this run came from that
+    node (a SuperNode keeps its registered node id), else ``None``.
+    """
+    _learn(results, hospital_of)
+    replied = {proxy.node_id for proxy, _ in results}
+    return [
+        {"node_id": str(node), "hospital": hospital_of.get(node)}
+        for node in sampled
+        if node not in replied
+    ]
+
+
 def make_strategy(
     run: RunConfig, state: FederatedRun, initial: list, server_eval: Any = None
 ):
     base = BASES[run.strategy]
+    hospital_of: dict[int, str] = {}  # node id -> hospital id, learnt from replies
+    sampled: dict[int, list[int]] = {}  # round -> node ids sent a fit instruction
 
     class Recording(base):  # type: ignore[misc, valid-type]
+        def configure_fit(self, server_round, parameters, client_manager):
+            instructions = super().configure_fit(
+                server_round, parameters, client_manager
+            )
+            sampled[server_round] = [proxy.node_id for proxy, _ in instructions]
+            return instructions
+
         def aggregate_fit(self, server_round, results, failures):
             replies = [(r.num_examples, dict(r.metrics)) for _, r in results]
+            dropped = _dropped(sampled.get(server_round, []), results, hospital_of)
             kept = [(p, r) for p, r in results if r.num_examples > 0]
             params, metrics = (None, {})
             if kept:
@@ -46,12 +79,17 @@ def make_strategy(
                 state.strategy_state = {"m_t": list(self.m_t), "v_t": list(self.v_t)}
             weights = parameters_to_ndarrays(params) if params is not None else None
             state.on_fit(
-                server_round, weights, replies, [_failure_text(f) for f in failures]
+                server_round,
+                weights,
+                replies,
+                [_failure_text(f) for f in failures],
+                dropped=dropped,
             )
             return params, metrics
 
         def aggregate_evaluate(self, server_round, results, failures):
             replies = [(r.num_examples, dict(r.metrics)) for _, r in results]
+            _learn(results, hospital_of)
             pooled = state.on_evaluate(
                 server_round, replies, [_failure_text(f) for f in failures]
             )
