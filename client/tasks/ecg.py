@@ -105,7 +105,11 @@ class EcgArrhythmia(_BeatTask):
         return keep, (beats.aami[keep] == V).astype(np.int64)
 
     def model_config(self, prepared: Prepared) -> dict[str, Any]:
-        return {**super().model_config(prepared), "num_classes": 2}
+        return {
+            **super().model_config(prepared),
+            "num_classes": 2,
+            "flip_augment": True,
+        }
 
     def loss_kwargs(self, train: Arrays) -> dict[str, Any]:
         """Inverse-frequency class weights (capped at 10), from the training split."""
@@ -126,7 +130,11 @@ class EcgArrhythmiaAami(EcgArrhythmia):
         return np.ones(len(beats.aami), bool), beats.aami.astype(np.int64)
 
     def model_config(self, prepared: Prepared) -> dict[str, Any]:
-        return {**Task.model_config(self, prepared), "num_classes": len(AAMI_CLASSES)}
+        return {
+            **Task.model_config(self, prepared),
+            "num_classes": len(AAMI_CLASSES),
+            "flip_augment": True,
+        }
 
     def loss_kwargs(self, train: Arrays) -> dict[str, Any]:
         k = len(AAMI_CLASSES)
