@@ -8,6 +8,7 @@ hosts change and the caller confirms (``reissue_server_cert``).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,8 @@ def _operator(lay: Layout, c: Consortium, report: Report) -> None:
         bundle.flwr_config(c, str(lay.operator / "ca.crt")).encode(),
         report,
     )
-    c.save(lay.out)
+    state = json.dumps(c.to_json(), indent=2) + "\n"
+    _write(lay.out / "consortium.json", state.encode(), report)
 
 
 def init(consortium_file: Path, out: Path, reissue_server_cert: bool = False) -> Report:

@@ -1,0 +1,252 @@
+"""``fedcare provision``: certificates, keys, idempotency, add/revoke, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from typer.testing import CliRunner
+
+from client.cli.main import app
+from server.provision import ConfirmationRequired, init
+from server.provision.crypto import fingerprint, load_private_key
+
+CONSORTIUM = """\
+name = "demo-consortium"
+[aggregator]
+hosts = ["127.0.0.1", "localhost", "aggregator.example.org"]
+port = 9092
+[[hospitals]]
+id = "hospital_01"
+name = "St Mary"
+[[hospitals]]
+id = "hospital_02"
+"""
+PRIVATE = (
+    "ca/ca.key",
+    "operator/superlink.key",
+    "hospitals/hospital_01/node.key",
+    "hospitals/hospital_02/node.key",
+)
+runner = CliRunner()
+
+
+def _cli(*args: str):
+    return runner.invoke(app, ["provision", *map(str, args)])
+
+
+@pytest.fixture
+def provisioned(tmp_path: Path) -> tuple[Path, Path, str]:
+    spec = tmp_path / "consortium.toml"
+    spec.write_text(CONSORTIUM)
+    out = tmp_path / "out"
+    result = _cli("init", spec, "--out", out)
+    assert result.exit_code == 0, result.output
+    return spec, out, result.output
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_layout_and_private_key_modes(provisioned) -> None:
+    _, out, _ = provisioned
+    for name in (
+        "consortium.json",
+        "ca/ca.crt",
+        "operator/ca.crt",
+        "operator/superlink.crt",
+        "operator/start-superlink.sh",
+        "operator/register-hospitals.sh",
+        "operator/flwr-config.toml",
+        "operator/hospitals/hospital_01.pub",
+        "hospitals/hospital_01/ca.crt",
+        "hospitals/hospital_01/node.pub",
+        "hospitals/hospital_01/node-config.txt",
+        "hospitals/hospital_01/start-supernode.sh",
+        *PRIVATE,
+    ):
+        assert (out / name).is_file(), name
+    for name in PRIVATE:
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+
+
+def test_chain_verifies_and_sans_are_the_aggregator_hosts(provisioned) -> None:
+    _, out, _ = provisioned
+    ca = x509.load_pem_x509_certificate((out / "ca/ca.crt").read_bytes())
+    server = x509.load_pem_x509_certificate(
+        (out / "operator/superlink.crt").read_bytes()
+    )
+    constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert constraints.ca and constraints.path_length == 0
+    server.verify_directly_issued_by(ca)
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [
+        "localhost",
+        "aggregator.example.org",
+    ]
+    assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    # what a TLS server and client load: the key matches the certificate, the CA loads
+    ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+        out / "operator/superlink.crt", out / "operator/superlink.key"
+    )
+    ssl.create_default_context(cafile=str(out / "hospitals/hospital_01/ca.crt"))
+
+
+def test_node_keys_are_openssh_p384_and_registered_halves_match(provisioned) -> None:
+    _, out, _ = provisioned
+    key = load_private_key(out / "hospitals/hospital_01/node.key")
+    assert (
+        (out / "hospitals/hospital_01/node.key")
+        .read_bytes()
+        .startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    )
+    assert isinstance(key.curve, ec.SECP384R1)
+    pub = (out / "operator/hospitals/hospital_01.pub").read_bytes()
+    assert pub == (out / "hospitals/hospital_01/node.pub").read_bytes()
+    assert pub.startswith(b"ecdsa-sha2-nistp384 ")
+    loaded = serialization.load_ssh_public_key(pub.rsplit(b" ", 1)[0])
+    assert loaded.public_numbers() == key.public_key().public_numbers()
+    state = json.loads((out / "consortium.json").read_text())
+    assert state["hospitals"][0] == {
+        "id": "hospital_01",
+        "name": "St Mary",
+        "public_key_fingerprint": fingerprint(key),
+        "status": "active",
+    }
+
+
+def test_rerun_keeps_every_file_and_reports_kept_keys(provisioned) -> None:
+    spec, out, _ = provisioned
+    before = _snapshot(out)
+    result = _cli("init", spec, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert _snapshot(out) == before
+    for name in PRIVATE:
+        assert f"kept       {out.resolve() / name}" in result.output
+
+
+def test_changed_hosts_need_confirmation_and_reissue_only_the_server_cert(
+    provisioned,
+) -> None:
+    spec, out, _ = provisioned
+    spec.write_text(CONSORTIUM.replace('"aggregator.example.org"', '"agg.example.net"'))
+    before = _snapshot(out)
+    result = _cli("init", spec, "--out", out)
+    assert result.exit_code == 2 and "--reissue-server-cert" in result.output
+    assert _snapshot(out) == before
+    assert _cli("init", spec, "--out", out, "--reissue-server-cert").exit_code == 0
+    after = _snapshot(out)
+    changed = {k for k in before if before[k][0] != after[k][0]}
+    assert changed == {"operator/superlink.crt", "consortium.json"}
+    server = x509.load_pem_x509_certificate(
+        (out / "operator/superlink.crt").read_bytes()
+    )
+    assert "agg.example.net" in str(server.extensions)
+    with pytest.raises(ConfirmationRequired):
+        spec.write_text(CONSORTIUM.replace('"localhost", ', ""))
+        init(spec, out)
+
+
+def test_add_hospital_touches_no_other_hospital(provisioned) -> None:
+    _, out, _ = provisioned
+    before = _snapshot(out)
+    result = _cli("add-hospital", out, "--id", "hospital_03", "--name", "Royal")
+    assert result.exit_code == 0, result.output
+    after = _snapshot(out)
+    for name, content in before.items():
+        if name.startswith(("hospitals/", "ca/")) or name.endswith((".key", ".crt")):
+            assert after[name] == content, name
+    assert (
+        stat.S_IMODE((out / "hospitals/hospital_03/node.key").stat().st_mode) == 0o600
+    )
+    script = (out / "operator/register-hospitals.sh").read_text()
+    assert (
+        'register hospitals/hospital_03.pub "$CONNECTION" --name hospital_03' in script
+    )
+    assert "flwr supernode register" in result.output
+
+
+def test_revoke_updates_state_and_registration_script(provisioned) -> None:
+    _, out, _ = provisioned
+    result = _cli("revoke", out, "--id", "hospital_02")
+    assert result.exit_code == 0, result.output
+    assert "flwr supernode unregister" in result.output
+    state = json.loads((out / "consortium.json").read_text())
+    assert [h["status"] for h in state["hospitals"]] == ["active", "revoked"]
+    script = (out / "operator/register-hospitals.sh").read_text()
+    assert "hospital_02" not in script and "hospital_01.pub" in script
+    again = _cli("add-hospital", out, "--id", "hospital_02")
+    assert again.exit_code == 2 and "revoked" in again.output
+    status = json.loads(_cli("status", out, "--format", "json").output)
+    assert {h["id"]: h["status"] for h in status["hospitals"]} == {
+        "hospital_01": "active",
+        "hospital_02": "revoked",
+    }
+
+
+def test_no_private_key_text_is_ever_printed(provisioned) -> None:
+    spec, out, first = provisioned
+    outputs = [
+        first,
+        _cli("init", spec, "--out", out).output,
+        _cli("add-hospital", out, "--id", "h9").output,
+        _cli("revoke", out, "--id", "h9").output,
+        _cli("status", out).output,
+        _cli("status", out, "--format", "json").output,
+    ]
+    secrets = [(out / name).read_text() for name in PRIVATE]
+    for text in outputs:
+        assert "PRIVATE KEY" not in text
+        for secret in secrets:
+            body = "".join(secret.splitlines()[1:-1])
+            assert body[:40] not in text.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("name = ", "not valid TOML"),
+        ('name = "x y"\n[aggregator]\nhosts = ["a"]\n', "name"),
+        ('name = "c"\n', "[aggregator]"),
+        ('name = "c"\n[aggregator]\nhosts = []\n', "hosts"),
+        ('name = "c"\n[aggregator]\nhosts = ["bad host"]\n', "bad host"),
+        ('name = "c"\n[aggregator]\nhosts = ["a"]\nport = 70000\n', "port"),
+        (
+            'name = "c"\n[aggregator]\nhosts = ["a"]\n[[hospitals]]\nid = "../x"\n',
+            "../x",
+        ),
+        (
+            'name = "c"\n[aggregator]\nhosts = ["a"]\n[[hospitals]]\nid = "h"\n'
+            '[[hospitals]]\nid = "h"\n',
+            "twice",
+        ),
+        ('name = "c"\nextra = 1\n[aggregator]\nhosts = ["a"]\n', "extra"),
+    ],
+)
+def test_bad_consortium_file_is_a_clear_user_error(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    spec = tmp_path / "c.toml"
+    spec.write_text(text)
+    result = _cli("init", spec, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_files_and_directories_are_user_errors(tmp_path: Path) -> None:
+    assert _cli("init", tmp_path / "nope.toml", "--out", tmp_path / "o").exit_code == 2
+    result = _cli("status", tmp_path)
+    assert result.exit_code == 2 and "provision init" in result.output
+    assert _cli("--help").exit_code == 0
