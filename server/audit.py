@@ -110,6 +110,15 @@ def round_record(
         if f.get("status") == "declined"
     ]
     dropped += [
+        {
+            "hospital": "" if d.get("hospital") is None else str(d["hospital"]),
+            "node_id": d.get("node_id"),
+            "status": "no-reply",
+            "reason": "sampled for the round, sent no reply",
+        }
+        for d in history_round.get("dropped", [])
+    ]
+    dropped += [
         {"hospital": "", "status": "failed", "reason": str(text)}
         for text in history_round.get("failures", [])
     ]

@@ -50,8 +50,11 @@ def _fake_run(run_dir: Path, rounds: int = 3) -> FederatedRun:
         (_weights(2), [_reply(1), _reply(2)], ["TimeoutError('hospital gone')"]),
         (None, [_reply(1, "no data"), _reply(2, "no data")], []),
     ]
+    gone = [{"node_id": 77, "hospital": 3}]
     for flwr_round, (weights, replies, failures) in enumerate(plan[:rounds], 1):
-        run.on_fit(flwr_round, weights, replies, failures)
+        run.on_fit(
+            flwr_round, weights, replies, failures, gone if flwr_round == 2 else None
+        )
     return run
 
 
@@ -85,7 +88,13 @@ def test_fake_run_writes_a_verified_chain(run_dir: Path) -> None:
         {"hospital": "3", "status": "declined", "reason": "privacy budget spent"}
     ]
     assert two["dropped"] == [
-        {"hospital": "", "status": "failed", "reason": "TimeoutError('hospital gone')"}
+        {
+            "hospital": "3",
+            "node_id": 77,
+            "status": "no-reply",
+            "reason": "sampled for the round, sent no reply",
+        },
+        {"hospital": "", "status": "failed", "reason": "TimeoutError('hospital gone')"},
     ]
     assert one["model_before"] == arrays_hash(_weights(0))
     assert one["model_after"] == arrays_hash(_weights(1)) == two["model_before"]
