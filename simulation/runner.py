@@ -122,6 +122,12 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         for d in dirs
     ]
     n = len(nodes)
+    if opts.run.secagg and n < 3:
+        raise ConfigError(
+            f"SecAgg+ needs at least 3 hospitals, got {n}: with 2, the masked sum "
+            "reveals each hospital's update to the other. Add hospitals or pass "
+            "--no-secagg."
+        )
     shares = min(opts.run.secagg_num_shares, n)
     run = replace(
         opts.run,
