@@ -90,19 +90,29 @@ class Simulated:
     replies: list[Message]
 
 
+class _Stop(Exception):
+    """Raised by the progress callback to stop a run after a round (a crash)."""
+
+
 def _simulate(
-    run: RunConfig, cohort: list[Path], ledgers: Path, flwr_home: Path
+    run: RunConfig,
+    cohort: list[Path],
+    ledgers: Path,
+    flwr_home: Path,
+    stop_after: int | None = None,
 ) -> list[Message]:
     replies: list[Message] = []
+
+    def stop(number: int, total: int, pooled: Any) -> None:
+        if stop_after is not None and number >= stop_after:
+            raise _Stop(f"stopped after round {number} of {total}")
 
     def recording_server_app(bound: RunConfig, progress: Any = None) -> ServerApp:
         app = ServerApp()
 
         @app.main()
         def _main(grid: Grid, context: Context) -> None:
-            server.app.run_federation(
-                RecordingGrid(grid, replies), context, bound, progress
-            )
+            server.app.run_federation(RecordingGrid(grid, replies), context, bound, stop)
 
         return app
 
@@ -119,7 +129,11 @@ def _simulate(
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLWR_HOME", str(flwr_home))
         mp.setattr(server.app, "make_server_app", recording_server_app)
-        run_simulated(run, nodes, num_cpus=2)
+        try:
+            run_simulated(run, nodes, num_cpus=2)
+        except Exception:  # the stopped run surfaces its error; checked by callers
+            if stop_after is None:
+                raise
     import ray
 
     assert not ray.is_initialized(), "run_simulation left Ray running"
@@ -172,14 +186,16 @@ def plain_run(
     cohort: list[Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Simulated:
     root = tmp_path_factory.mktemp("plain")
-    run = _config(root / "run", secagg=False)
-    replies = _simulate(run, cohort, root / "ledgers", root / "flwr")
+    # Planned for 3 rounds, stopped (as by a crash) after round 2: the resume
+    # below finishes the SAME run, so its plan (and noise) still fits.
+    run = _config(root / "run", secagg=False, num_server_rounds=3)
+    replies = _simulate(run, cohort, root / "ledgers", root / "flwr", stop_after=2)
     return Simulated(run, root / "run", root / "ledgers", replies)
 
 
 @pytest.fixture(scope="module")
 def resumed_run(plain_run: Simulated, cohort: list[Path]) -> Iterator[dict[str, Any]]:
-    """``plain_run`` (2 rounds) resumed to 3 rounds, h3's budget spent in between."""
+    """``plain_run`` (stopped after 2 of 3 rounds) resumed, h3's budget spent between."""
     before = {
         "history": json.loads((plain_run.run_dir / "history.json").read_text()),
         "plans": {h: _ledger(plain_run, h).plans for h in HOSPITALS},
