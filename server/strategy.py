@@ -48,6 +48,16 @@ def _dropped(
     ]
 
 
+def _fit_summary(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """Flower's round-level fit metrics: how many trained or declined, examples."""
+    declined = sum(1 for _, m in replies if m.get("declined"))
+    return {
+        "hospitals": len(replies),
+        "declined": declined,
+        "examples": sum(n for n, _ in replies),
+    }
+
+
 def make_strategy(
     run: RunConfig, state: FederatedRun, initial: list, server_eval: Any = None
 ):
@@ -117,6 +127,7 @@ def make_strategy(
         on_fit_config_fn=fit_config,
         on_evaluate_config_fn=fit_config,
         evaluate_fn=server_eval,
+        fit_metrics_aggregation_fn=_fit_summary,
         accept_failures=True,
     )
     if run.strategy == "fedprox":

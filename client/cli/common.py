@@ -33,11 +33,14 @@ def user_errors() -> Iterator[None]:
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """fedcare's own messages at INFO (DEBUG with ``verbose``); libraries at WARNING."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for package in ("client", "server", "shared_models", "simulation"):
+        logging.getLogger(package).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def emit(payload: dict[str, Any], fmt: OutputFormat, text: Callable[[], None]) -> None:
