@@ -49,13 +49,8 @@ def _dropped(
 
 
 def _fit_summary(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """Flower's round-level fit metrics: how many trained or declined, examples."""
-    declined = sum(1 for _, m in replies if m.get("declined"))
-    return {
-        "hospitals": len(replies),
-        "declined": declined,
-        "examples": sum(n for n, _ in replies),
-    }
+    """Flower's round-level fit metrics (of the hospitals that trained)."""
+    return {"trained": len(replies), "examples": sum(n for n, _ in replies)}
 
 
 def make_strategy(
