@@ -176,8 +176,10 @@ def secagg_run(
     cohort: list[Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Simulated:
     root = tmp_path_factory.mktemp("secagg")
-    run = _config(root / "run", secagg=True)
-    replies = _simulate(run, cohort, root / "ledgers", root / "flwr")
+    # Planned like ``plain_run`` (3 rounds, stopped after 2) so both calibrate the
+    # same noise and their round-1 updates can be compared.
+    run = _config(root / "run", secagg=True, num_server_rounds=3)
+    replies = _simulate(run, cohort, root / "ledgers", root / "flwr", stop_after=2)
     return Simulated(run, root / "run", root / "ledgers", replies)
 
 
