@@ -64,12 +64,12 @@ def test_existing_out_is_refused_without_overwrite(tmp_path: Path) -> None:
 def test_simulate_writes_run_folder_and_three_way_table(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
     out = tmp_path / "run"
-    args = ["--out", str(out), "--hospitals", "3", "--scale", "0.25", "--rounds", "2",
+    args = ["--out", str(out), "--hospitals", "3", "--scale", "0.2", "--rounds", "1",
             "--num-cpus", "2", "--format", "json", "--ledger-dir", str(tmp_path / "led")]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["rounds"] == 2 and summary["primary_metric"] == "f1"
+    assert summary["rounds"] == 1 and summary["primary_metric"] == "f1"
     assert set(summary["hospitals"]) == {"hospital_01", "hospital_02", "hospital_03"}
     for entry in summary["hospitals"].values():
         assert {"local_only", "federated", "centralized"} <= set(entry)
