@@ -7,6 +7,7 @@ import pytest
 import torch
 from opacus import GradSampleModule, PrivacyEngine
 from opacus.validators import ModuleValidator
+from opacus.validators.errors import UnsupportedModuleError
 from torch.utils.data import DataLoader, TensorDataset
 
 import shared_models as sm
@@ -30,8 +31,10 @@ def _batch(model, n=6):
 
 
 def _small(name):
-    return sm.create_model(name, seq_len=10) if name != "lstm_regressor" else sm.create_model(
-        name, seq_len=10, n_features=3
+    return (
+        sm.create_model(name, seq_len=10)
+        if name != "lstm_regressor"
+        else sm.create_model(name, seq_len=10, n_features=3)
     )
 
 
@@ -50,11 +53,13 @@ def test_dp_variant_passes_strict_validation(name):
     ModuleValidator.validate(model, strict=True)  # raises on any incompatible layer
 
 
-@pytest.mark.parametrize("name", ["lstm_classifier", "lstm_regressor", "lstm_autoencoder"])
+@pytest.mark.parametrize(
+    "name", ["lstm_classifier", "lstm_regressor", "lstm_autoencoder"]
+)
 def test_plain_variant_uses_nn_lstm_and_fails_strict_validation(name):
     model = sm.create_model(name, dp=False)
     assert any(isinstance(m, torch.nn.LSTM) for m in model.modules())
-    with pytest.raises(Exception):
+    with pytest.raises(UnsupportedModuleError, match="nn.LSTM"):
         ModuleValidator.validate(model, strict=True)
 
 
@@ -67,8 +72,12 @@ def test_one_real_private_step_changes_weights(name):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
     dp_model, dp_opt, dp_loader = PrivacyEngine(accountant="rdp").make_private(
-        module=model, optimizer=optimizer, data_loader=loader,
-        noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=True,
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        poisson_sampling=True,
     )
     xb, yb = next(iter(dp_loader))
     dp_opt.zero_grad()
@@ -88,7 +97,9 @@ def test_weights_move_between_dp_and_plain_copies(name):
     back.load_state_dict(plain.state_dict())
     x, _ = _batch(dp_model, 4)
     for other in (plain, back):
-        torch.testing.assert_close(other.predict(x), dp_model.predict(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            other.predict(x), dp_model.predict(x), atol=1e-5, rtol=1e-5
+        )
 
 
 def test_linear_lstm_matches_nn_lstm():

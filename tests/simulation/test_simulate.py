@@ -24,25 +24,47 @@ def _app() -> typer.Typer:
 def _history(run_dir: Path) -> None:
     rounds = []
     for number, f1 in ((1, 0.4), (2, 0.7)):
-        rounds.append({
-            "round": number,
-            "fit": {h: {"status": "trained", "epsilon_spent": 0.5 * number,
-                        "epsilon_budget": 8.0} for h in ("h1", "h2")},
-            "evaluation": {"pooled": {"f1": f1, "auroc": 0.8, "auprc": 0.5},
-                           "hospitals": {"h1": {"f1": f1 - 0.1}, "h2": {"f1": f1 + 0.1}}},
-        })
-    (run_dir / "history.json").write_text(json.dumps({"run_name": "t", "rounds": rounds}))
+        rounds.append(
+            {
+                "round": number,
+                "fit": {
+                    h: {
+                        "status": "trained",
+                        "epsilon_spent": 0.5 * number,
+                        "epsilon_budget": 8.0,
+                    }
+                    for h in ("h1", "h2")
+                },
+                "evaluation": {
+                    "pooled": {"f1": f1, "auroc": 0.8, "auprc": 0.5},
+                    "hospitals": {"h1": {"f1": f1 - 0.1}, "h2": {"f1": f1 + 0.1}},
+                },
+            }
+        )
+    (run_dir / "history.json").write_text(
+        json.dumps({"run_name": "t", "rounds": rounds})
+    )
 
 
 def test_report_is_self_contained_with_the_table(tmp_path: Path) -> None:
     _history(tmp_path)
     summary = {
-        "task": "ecg-arrhythmia", "run_name": "t", "rounds": 2, "primary_metric": "f1",
+        "task": "ecg-arrhythmia",
+        "run_name": "t",
+        "rounds": 2,
+        "primary_metric": "f1",
         "run_config": {"dp": True, "secagg": True, "strategy": "fedavg"},
         "timings": {"federation_s": 1.0},
-        "hospitals": {h: {"local_only": {"f1": 0.3}, "federated": {"f1": 0.6},
-                          "centralized": {"f1": 0.9}, "epsilon_spent": 1.0,
-                          "epsilon_budget": 8.0} for h in ("h1", "h2")},
+        "hospitals": {
+            h: {
+                "local_only": {"f1": 0.3},
+                "federated": {"f1": 0.6},
+                "centralized": {"f1": 0.9},
+                "epsilon_spent": 1.0,
+                "epsilon_budget": 8.0,
+            }
+            for h in ("h1", "h2")
+        },
         "means": {"local_only": 0.3, "federated": 0.6, "centralized": 0.9},
     }
     page = write_report(tmp_path, summary).read_text()
@@ -61,11 +83,27 @@ def test_existing_out_is_refused_without_overwrite(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_simulate_writes_run_folder_and_three_way_table(tmp_path: Path, monkeypatch) -> None:
+def test_simulate_writes_run_folder_and_three_way_table(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
     out = tmp_path / "run"
-    args = ["--out", str(out), "--hospitals", "3", "--scale", "0.2", "--rounds", "1",
-            "--num-cpus", "2", "--format", "json", "--ledger-dir", str(tmp_path / "led")]
+    args = [
+        "--out",
+        str(out),
+        "--hospitals",
+        "3",
+        "--scale",
+        "0.2",
+        "--rounds",
+        "1",
+        "--num-cpus",
+        "2",
+        "--format",
+        "json",
+        "--ledger-dir",
+        str(tmp_path / "led"),
+    ]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
