@@ -198,6 +198,13 @@ def build_summary(
         entry = dict(table.get(hid, {}))
         entry["federated"] = final.get("hospitals", {}).get(hid)
         entry["epsilon_spent"] = _spent(rounds, hid)
+        declines = [
+            r["fit"][hid]["reason"]
+            for r in rounds
+            if r.get("fit", {}).get(hid, {}).get("status") == "declined"
+        ]
+        entry["declined_rounds"] = len(declines)
+        entry["decline_reason"] = declines[-1] if declines else ""
         entry["epsilon_budget"] = node["epsilon"]
         hospitals[hid] = entry
     return {

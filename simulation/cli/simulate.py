@@ -212,6 +212,12 @@ def _print(summary: dict[str, Any], out: Path) -> None:
     )
     console = Console()
     console.print(table)
+    for hid, entry in summary["hospitals"].items():
+        if entry.get("declined_rounds"):
+            console.print(
+                f"[yellow]{hid} declined {entry['declined_rounds']} round(s): "
+                f"{entry['decline_reason']}[/yellow]"
+            )
     console.print(f"timings (s): {summary['timings']}")
     console.print(f"report: {out / 'report.html'}  summary: {out / 'summary.json'}")
 
