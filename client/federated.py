@@ -33,7 +33,7 @@ _PREPARED: dict[tuple[str, str, int], Prepared] = {}
 
 @dataclass(frozen=True)
 class NodeSettings:
-    """A hospital's identity, data and privacy budget (node-config keys in kebab-case)."""
+    """A hospital's identity, data and privacy budget (kebab-case node-config keys)."""
 
     hospital_id: str
     data_path: Path
@@ -59,8 +59,9 @@ class NodeSettings:
         ]
         if missing:
             raise ConfigError(
-                f"node config lacks {missing}; start the SuperNode with e.g. --node-config "
-                '\'hospital-id="h1" data-path="/data" ledger-path="/ledger.jsonl" epsilon=8\''
+                f"node config lacks {missing}; start the SuperNode with e.g. "
+                '--node-config \'hospital-id="h1" data-path="/data" '
+                'ledger-path="/ledger.jsonl" epsilon=8\''
             )
         run_eps = node.get("run-epsilon")
         return cls(
@@ -148,7 +149,7 @@ class Hospital:
     def fit(
         self, weights: list[np.ndarray], server_round: int, run_name: str
     ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
-        """Train locally; returns (weights, examples, metrics). Declining returns 0 examples."""
+        """Train locally: (weights, examples, metrics); a decline returns 0 examples."""
         fit = self.task.fit_arrays(self.prepared)
         config = self._train_config(fit, server_round)
         model = self.model(weights, dp=self.run.dp)

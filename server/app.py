@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 def run_federation(
     grid: Grid, context: Context, run: RunConfig, progress: Any = None
 ) -> FederatedRun:
-    """Start (or resume) the run described by ``run`` and execute its remaining rounds."""
+    """Start (or resume) the run described by ``run``; run its remaining rounds."""
     run_dir = Path(run.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _start_state(grid, run, run_dir)
@@ -138,7 +138,7 @@ def main(grid: Grid, context: Context) -> None:
 
 
 def make_server_app(run: RunConfig, progress: Any = None) -> ServerApp:
-    """A ServerApp bound to ``run`` (Flower's Python simulation API passes no run config).
+    """A ServerApp bound to ``run`` (Flower's Python simulation API has no run config).
 
     ``progress(round, total, pooled_metrics)`` is called after each round.
     """

@@ -108,7 +108,7 @@ class RunConfig:
 
     @classmethod
     def from_run_config(cls, raw: dict[str, Any]) -> RunConfig:
-        """Parse Flower's ``context.run_config`` (kebab-case keys); unknown keys are errors."""
+        """Parse Flower's ``context.run_config`` (kebab-case); unknown keys are errors."""
         known = {_kebab(f.name): f for f in fields(cls)}
         unknown = sorted(set(raw) - set(known))
         if unknown:

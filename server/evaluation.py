@@ -35,7 +35,7 @@ def primary_metric(task: str) -> tuple[str, bool]:
 
 
 def aggregate(task: str, replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """``replies``: (examples, metrics) per hospital -> {"pooled", "hospitals", "threshold"}."""
+    """(examples, metrics) per hospital -> {"pooled", "hospitals", "threshold"}."""
     if not replies:
         return {"pooled": {}, "hospitals": {}, "threshold": None}
     if task_kind(task) == "regression":

@@ -1,4 +1,4 @@
-"""Dense (MLP) autoencoder over a flattened window, with denoising and sparse options."""
+"""Dense (MLP) autoencoder over a flattened window; denoising and sparse options."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from shared_models.registry import register_model
 
 def _mlp(dims: list[int], last_activation: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for k, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+    for k, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         layers.append(nn.Linear(d_in, d_out))
         if k < len(dims) - 2 or last_activation:
             layers.append(nn.Tanh())

@@ -158,11 +158,12 @@ def set_weights(model: nn.Module, arrays: list[Any]) -> None:
     if len(arrays) != len(keys):
         raise ModelError(f"got {len(arrays)} weight arrays, the model has {len(keys)}")
     new = {}
-    for key, array in zip(keys, arrays):
+    for key, array in zip(keys, arrays, strict=True):
         tensor = torch.as_tensor(array, dtype=state[key].dtype)
         if tuple(tensor.shape) != tuple(state[key].shape):
             raise ModelError(
-                f"weight {key}: shape {tuple(tensor.shape)}, expected {tuple(state[key].shape)}"
+                f"weight {key}: shape {tuple(tensor.shape)}, "
+                f"expected {tuple(state[key].shape)}"
             )
         new[key] = tensor
     model.load_state_dict(new)

@@ -129,7 +129,7 @@ def make_lstm(
 
 
 class Framing(nn.Module):
-    """Read a sequence in frames of ``frame`` consecutive steps: (B, T, F) -> (B, T/frame, frame*F).
+    """Read a sequence in frames of ``frame`` steps: (B, T, F) -> (B, T/frame, frame*F).
 
     An LSTM over 18 frames of 5 samples sees the same beat as one over 90
     samples, with a fifth of the recurrent steps (the per-step cost dominates

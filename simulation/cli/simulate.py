@@ -84,7 +84,7 @@ def command(
         False, "--verbose", help="Show Flower's and Ray's logs."
     ),
 ) -> None:
-    """Simulate a federation of hospitals with DP and SecAgg+, with baselines and a report."""
+    """Simulate a federation of hospitals (DP, SecAgg+) with baselines and a report."""
     setup_logging(verbose)
     if not verbose:
         import flwr.common.logger  # noqa: F401  (importing flwr sets its own level)

@@ -127,5 +127,5 @@ def test_per_sample_gradients_are_exact():
     gsm = GradSampleModule(model, loss_reduction="sum")
     torch.nn.functional.cross_entropy(gsm(x), y, reduction="sum").backward()
     for i, grads in enumerate(reference):
-        for p, g in zip(model.parameters(), grads):
+        for p, g in zip(model.parameters(), grads, strict=True):
             np.testing.assert_allclose(p.grad_sample[i].numpy(), g.numpy(), atol=1e-6)
