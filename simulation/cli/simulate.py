@@ -23,6 +23,8 @@ def command(
         None, "--rounds", min=1, help="Server rounds [run config]."
     ),
     local_epochs: int = typer.Option(None, "--local-epochs", min=1),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Local batch."),
+    lr: float = typer.Option(None, "--lr", help="Local learning rate (Adam)."),
     out: Path = typer.Option(Path("runs/sim"), "--out", help="Run folder to write."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing --out."
@@ -106,6 +108,8 @@ def command(
         for key, value in (
             ("num_server_rounds", rounds),
             ("local_epochs", local_epochs),
+            ("batch_size", batch_size),
+            ("learning_rate", lr),
             ("run_epsilon", run_epsilon),
             ("strategy", strategy),
             ("proximal_mu", proximal_mu),
