@@ -72,7 +72,7 @@ def train_local(
     seed_everything(config.seed)  # the initial weights, too, follow the seed
     model = build_model(task, prepared, dp=private is not None)
     fit = task.fit_arrays(prepared)
-    config = TrainConfig(**{**asdict(config), "loss_kwargs": task.loss_kwargs(fit)})
+    config = TrainConfig(**{**asdict(config), "loss_kwargs": task.loss_kwargs()})
     training = train(model, fit.x, fit.y, config, private)
     threshold = task.calibrate(model, prepared)
     privacy = None

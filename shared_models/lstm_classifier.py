@@ -70,13 +70,27 @@ class LSTMClassifier(FedcareModel):
     ) -> torch.Tensor:
         if self.training and self.flip_augment:
             x = x * _random_signs(x)
-        weight = None
-        if class_weight is not None:
-            weight = torch.as_tensor(class_weight, dtype=x.dtype, device=x.device)
-        return F.cross_entropy(self(x), y.long(), weight=weight)
+        return weighted_cross_entropy(self(x), y.long(), class_weight)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self(x), dim=-1)
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, y: torch.Tensor, class_weight: Any = None
+) -> torch.Tensor:
+    """Mean over the batch of ``w[y_i] * CE_i``: each example's term is its own.
+
+    ``F.cross_entropy(weight=w)`` divides by the batch's SUM of weights, so one
+    example would scale every other example's gradient; DP-SGD needs a gradient
+    per example that depends on that example alone. Dividing by the batch size
+    is what Opacus' ``loss_reduction="mean"`` undoes exactly.
+    """
+    losses = F.cross_entropy(logits, y, reduction="none")
+    if class_weight is not None:
+        weight = torch.as_tensor(class_weight, dtype=logits.dtype, device=logits.device)
+        losses = losses * weight[y]
+    return losses.sum() / max(1, len(y))
 
 
 def _random_signs(x: torch.Tensor) -> torch.Tensor:

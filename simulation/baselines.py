@@ -47,7 +47,7 @@ def _config(run: RunConfig, fit: Arrays, task: Any) -> TrainConfig:
         lr=run.learning_rate,
         max_grad_norm=run.max_grad_norm,
         seed=run.seed,
-        loss_kwargs=task.loss_kwargs(fit),
+        loss_kwargs=task.loss_kwargs(),
     )
 
 

@@ -78,7 +78,8 @@ class Task:
         """The examples the model is trained on (autoencoders: normal ones only)."""
         return prepared.train
 
-    def loss_kwargs(self, train: Arrays) -> dict[str, Any]:
+    def loss_kwargs(self) -> dict[str, Any]:
+        """Loss settings; public constants only (never fitted on patient data)."""
         return {}
 
     def calibrate(self, model: nn.Module, prepared: Prepared) -> float | None:
