@@ -9,6 +9,25 @@ from typing import Any
 from client.errors import ConfigError
 from client.privacy.accounting import DEFAULT_ACCOUNTANT, check_accountant
 
+# What one DP guarantee protects: all the data of one patient, or one example
+# (a beat, window or stay). One patient has many examples, so an example-level
+# epsilon says nothing about a patient; a ledger keeps one unit for its lifetime.
+PRIVACY_UNITS = ("patient", "example")
+DEFAULT_PRIVACY_UNIT = "patient"
+# fedcare before ledger version 2 sampled examples: its records are example-level.
+LEGACY_PRIVACY_UNIT = "example"
+
+
+def check_privacy_unit(unit: str) -> str:
+    """Return ``unit`` if it is a known privacy unit, else raise ConfigError."""
+    if unit not in PRIVACY_UNITS:
+        raise ConfigError(
+            f"Unknown privacy unit {unit!r}; known units are "
+            f"{', '.join(PRIVACY_UNITS)}: 'patient' protects all of one patient's "
+            "data, 'example' one beat, window or stay."
+        )
+    return unit
+
 
 @dataclass(frozen=True)
 class PrivacyBudget:
@@ -53,7 +72,8 @@ class SpendPlan:
 
     ``target_epsilon`` is the hospital's CUMULATIVE epsilon after the run's
     ``planned_steps``; ``accountant`` names the accountant it was calibrated
-    with (the ledger's).
+    with (the ledger's); ``privacy_unit`` is what one guarantee protects (see
+    :data:`PRIVACY_UNITS`).
     """
 
     run_id: str
@@ -63,6 +83,7 @@ class SpendPlan:
     max_grad_norm: float
     target_epsilon: float
     accountant: str = DEFAULT_ACCOUNTANT
+    privacy_unit: str = DEFAULT_PRIVACY_UNIT
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -84,12 +105,14 @@ class SpendPlan:
                 "a positive value, e.g. 1.0."
             )
         check_accountant(self.accountant)
+        check_privacy_unit(self.privacy_unit)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpendPlan:
+        """Rebuild a plan record; one without ``privacy_unit`` (v1) is example-level."""
         return cls(
             run_id=str(data["run_id"]),
             noise_multiplier=float(data["noise_multiplier"]),
@@ -98,4 +121,5 @@ class SpendPlan:
             max_grad_norm=float(data["max_grad_norm"]),
             target_epsilon=float(data["target_epsilon"]),
             accountant=str(data["accountant"]),
+            privacy_unit=str(data.get("privacy_unit", LEGACY_PRIVACY_UNIT)),
         )
