@@ -18,9 +18,14 @@ from typing import TYPE_CHECKING, Any
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.common import Context, Message
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.common import ConfigRecord, Context, Message, MessageType
+from flwr.common.secure_aggregation.secaggplus_constants import (
+    RECORD_KEY_CONFIGS,
+    Key,
+    Stage,
+)
 
+from client.errors import ConfigError
 from server.config import RunConfig
 
 if TYPE_CHECKING:
@@ -76,18 +81,73 @@ class HospitalClient(NumPyClient):
 
 
 def client_fn(context: Context) -> Any:
+    from client.privacy.randomness import refuse_test_randomness
+
+    refuse_test_randomness("The fedcare ClientApp")
     return HospitalClient(context.node_config).to_client()
 
 
-def secagg_when_asked(msg: Message, context: Context, call_next: Any) -> Message:
-    """``secaggplus_mod`` for SecAgg+ rounds; plain fit when ``secagg = false``.
+_STATE = "fedcare.secagg-policy"
 
-    Flower's mod fails every train message without SecAgg+ stage configs, so a
-    plain-FedAvg run would otherwise get nothing but failures.
+
+def _policy(msg: Message, context: Context) -> Any:
+    """This hospital's policy, or ``None`` if this message cannot tell it.
+
+    A deployed hospital's node config holds the policy keys. A simulated one
+    holds only ``partition-id``: its policy is its entry of the hospitals file
+    that the run config names, which arrives with train instructions only.
     """
-    if msg.has_content() and RECORD_KEY_CONFIGS in msg.content.config_records:
-        return secaggplus_mod(msg, context, call_next)
-    return call_next(msg, context)
+    from client.federated import node_config_of
+    from client.policy import HospitalPolicy
+
+    node = dict(context.node_config)
+    if "data-path" not in node:
+        hospitals_file = str(context.run_config.get("hospitals-file", ""))
+        fit_config = msg.content.config_records.get("fitins.config")
+        if fit_config is not None:
+            hospitals_file = str(fit_config.get("run.hospitals-file", hospitals_file))
+        if not hospitals_file:
+            return None
+        node = node_config_of(node, hospitals_file)
+    return HospitalPolicy.from_node_config(node)
 
 
-app = ClientApp(client_fn=client_fn, mods=[secagg_when_asked])
+def hospital_policy_guard(msg: Message, context: Context, call_next: Any) -> Message:
+    """Send weights only as this hospital's policy allows, then run SecAgg+.
+
+    A train message without SecAgg+ stage configs is answered only when the
+    hospital's policy has ``require-secagg = false``. A SecAgg+ round is refused
+    before training when fewer hospitals than ``min-secagg-hospitals`` were
+    sampled (setup), and at unmasking when fewer are still active: without this
+    hospital's key shares the aggregator cannot unmask a sum of too few updates.
+    """
+    if msg.metadata.message_type != MessageType.TRAIN or not msg.has_content():
+        return call_next(msg, context)
+    policy = _policy(msg, context)
+    if RECORD_KEY_CONFIGS not in msg.content.config_records:
+        if policy is None:
+            raise ConfigError("a train instruction without the run's hospitals file")
+        policy.check_transport(secagg=False)
+        return call_next(msg, context)
+    state = context.state.config_records.setdefault(_STATE, ConfigRecord({}))
+    configs = msg.content.config_records[RECORD_KEY_CONFIGS]
+    stage = configs.get(Key.STAGE)
+    if stage == Stage.SETUP:
+        state["sampled"] = int(configs[Key.SAMPLE_NUMBER])
+    if policy is not None:
+        state["minimum"] = policy.min_secagg_hospitals
+    if stage in (Stage.SETUP, Stage.COLLECT_MASKED_VECTORS) and "minimum" in state:
+        _check_size(int(state["minimum"]), "setup", int(state.get("sampled", 0)))
+    elif stage == Stage.UNMASK:
+        active = len(configs.get(Key.ACTIVE_NODE_ID_LIST) or [])
+        _check_size(int(state.get("minimum", 3)), "unmasking", active)
+    return secaggplus_mod(msg, context, call_next)
+
+
+def _check_size(minimum: int, stage: str, hospitals: int) -> None:
+    from client.policy import HospitalPolicy
+
+    HospitalPolicy(min_secagg_hospitals=minimum).check_secagg_size(stage, hospitals)
+
+
+app = ClientApp(client_fn=client_fn, mods=[hospital_policy_guard])

@@ -37,3 +37,7 @@ class LedgerError(PrivacyError):
 
 class ModelError(FedcareError):
     """A model name, model directory or weight file is invalid."""
+
+
+class PolicyError(PrivacyError):
+    """An instruction the hospital's own privacy policy does not allow."""

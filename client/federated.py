@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from client.errors import BudgetExceededError, ConfigError, FedcareError
+from client.policy import HospitalPolicy
 from client.tasks import Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, predict, steps_per_epoch, train
 from server.config import RunConfig
@@ -29,6 +30,7 @@ from shared_models.metrics import best_f1_threshold
 
 log = logging.getLogger(__name__)
 _PREPARED: dict[tuple[str, str, int], Prepared] = {}
+_FINGERPRINTS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -40,18 +42,18 @@ class NodeSettings:
     ledger_path: Path
     epsilon: float
     delta: float = 1e-5
-    run_epsilon: float | None = None
+    policy: HospitalPolicy = HospitalPolicy()
 
     @classmethod
     def from_node_config(
         cls, node: dict[str, Any], hospitals_file: str = ""
     ) -> NodeSettings:
         """Read ``hospital-id``, ``data-path``, ``ledger-path``, ``epsilon``, ``delta``
-        (and optional ``run-epsilon``) from the node config. In simulation, where
-        Flower's node config holds only ``partition-id``, the partition selects
-        the hospital's entry of ``hospitals_file`` (a JSON list of such configs)."""
-        if "data-path" not in node and "partition-id" in node:
-            node = _simulated_node(int(node["partition-id"]), hospitals_file)
+        and the privacy policy (``client.policy``) from the node config. In
+        simulation, where Flower's node config holds only ``partition-id``, the
+        partition selects the hospital's entry of ``hospitals_file`` (a JSON list
+        of such configs)."""
+        node = node_config_of(node, hospitals_file)
         missing = [
             k
             for k in ("hospital-id", "data-path", "ledger-path", "epsilon")
@@ -63,15 +65,26 @@ class NodeSettings:
                 '--node-config \'hospital-id="h1" data-path="/data" '
                 'ledger-path="/ledger.jsonl" epsilon=8\''
             )
-        run_eps = node.get("run-epsilon")
+        if "run-epsilon" in node:
+            raise ConfigError(
+                "node config key run-epsilon was renamed max-run-epsilon (the cap on "
+                "what one run may spend); rename it in --node-config"
+            )
         return cls(
             str(node["hospital-id"]),
             Path(str(node["data-path"])),
             Path(str(node["ledger-path"])),
             float(node["epsilon"]),
             float(node.get("delta", 1e-5)),
-            None if run_eps is None else float(run_eps),
+            HospitalPolicy.from_node_config(node),
         )
+
+
+def node_config_of(node: dict[str, Any], hospitals_file: str) -> dict[str, Any]:
+    """The hospital's node config; in simulation, its entry of ``hospitals_file``."""
+    if "data-path" not in node and "partition-id" in node:
+        return _simulated_node(int(node["partition-id"]), hospitals_file)
+    return node
 
 
 def _simulated_node(partition: int, hospitals_file: str) -> dict[str, Any]:
@@ -95,11 +108,11 @@ class Hospital:
 
     @property
     def prepared(self) -> Prepared:
-        key = (str(self.settings.data_path.resolve()), self.task.name, self.run.seed)
+        # The split is the hospital's: its policy's seed, never the run's.
+        seed = self.settings.policy.split_seed
+        key = (str(self.settings.data_path.resolve()), self.task.name, seed)
         if key not in _PREPARED:  # a simulation actor may serve several hospitals
-            _PREPARED[key] = self.task.prepare(
-                self.settings.data_path, seed=self.run.seed
-            )
+            _PREPARED[key] = self.task.prepare(self.settings.data_path, seed=seed)
         return _PREPARED[key]
 
     def model(self, weights: list[np.ndarray], dp: bool) -> torch.nn.Module:
@@ -150,18 +163,19 @@ class Hospital:
         self, weights: list[np.ndarray], server_round: int, run_name: str
     ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
         """Train locally: (weights, examples, metrics); a decline returns 0 examples."""
+        self.settings.policy.check_training(self.run.dp)
         fit = self.task.fit_arrays(self.prepared)
-        config = self._train_config(fit, server_round)
+        config = self._train_config(server_round)
         model = self.model(weights, dp=self.run.dp)
         metrics: dict[str, Any] = {
             "hospital-id": self.settings.hospital_id,
             "declined": "",
         }
         try:
-            private = self._private_run(run_name, len(fit))
+            private = self._private_run(run_name, fit)
             if private is not None:
-                self._check_within_plan(private, self._steps_per_round(len(fit)))
-            result = train(model, fit.x, fit.y, config, private)
+                self._check_within_plan(private, self._steps_per_round(fit))
+            result = train(model, fit.x, fit.y, config, private, groups=fit.groups)
         except BudgetExceededError as exc:
             log.warning(
                 "hospital %s declines round %d: %s",
@@ -181,7 +195,7 @@ class Hospital:
         )
         return get_weights(model), len(fit), metrics
 
-    def _train_config(self, fit: Any, server_round: int) -> TrainConfig:
+    def _train_config(self, server_round: int) -> TrainConfig:
         run = self.run
         return TrainConfig(
             epochs=run.local_epochs,
@@ -189,35 +203,48 @@ class Hospital:
             lr=run.learning_rate,
             max_grad_norm=run.max_grad_norm,
             proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
+            # Seeds augmentation only; DP noise and sampling use OS entropy.
             seed=run.seed
             + 1000 * server_round
             + zlib.crc32(self.settings.hospital_id.encode()),
-            loss_kwargs=self.task.loss_kwargs(fit),
+            loss_kwargs=self.task.loss_kwargs(),
         )
 
     def _ledger(self) -> Any:
         from client.privacy import PrivacyBudget, PrivacyLedger
+        from client.privacy.fingerprint import dataset_fingerprint
 
+        key = str(self.settings.data_path.resolve())
+        if key not in _FINGERPRINTS:
+            _FINGERPRINTS[key] = dataset_fingerprint(self.settings.data_path)
         budget = PrivacyBudget(self.settings.epsilon, self.settings.delta)
         return PrivacyLedger.open(
-            self.settings.ledger_path, budget, self.settings.hospital_id
+            self.settings.ledger_path,
+            budget,
+            self.settings.hospital_id,
+            dataset_fingerprint=_FINGERPRINTS[key],
         )
 
-    def _steps_per_round(self, n_fit: int) -> int:
-        return self.run.local_epochs * steps_per_epoch(n_fit, self.run.batch_size)
+    def _units(self, fit: Any) -> int:
+        from client.privacy import Units
 
-    def _private_run(self, run_name: str, n_fit: int) -> PrivateRun | None:
+        return Units.of(fit.groups, len(fit), self.settings.policy.privacy_unit).count
+
+    def _steps_per_round(self, fit: Any) -> int:
+        return self.run.local_epochs * steps_per_epoch(
+            self._units(fit), self.run.batch_size
+        )
+
+    def _private_run(self, run_name: str, fit: Any) -> PrivateRun | None:
         if not self.run.dp:
             return None
-        per_round = self._steps_per_round(n_fit)
-        run_eps = self.run.run_epsilon
-        if self.settings.run_epsilon is not None:
-            run_eps = min(run_eps, self.settings.run_epsilon)
+        per_round = self._steps_per_round(fit)
         return PrivateRun(
             self._ledger(),
             run_name,
-            run_eps,
+            self.settings.policy.run_epsilon(self.run.run_epsilon),
             planned_steps=per_round * self.run.num_server_rounds,
+            privacy_unit=self.settings.policy.privacy_unit,
         )
 
     @staticmethod

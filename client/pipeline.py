@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from client.privacy.sampling import guarantee_text
 from client.tasks import Arrays, Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, seed_everything, train
 from shared_models import create_model, get_spec
@@ -51,7 +52,13 @@ def make_card(
         normalisation=prepared.normalisation,
         threshold=threshold,
         classes=task.classes,
-        training_data=prepared.summary,
+        # Counts, label distributions and ranges of the training data are not
+        # DP-protected: they stay out of the card (a model may be shared).
+        training_data={
+            "source": prepared.summary.get("source"),
+            "statistics": "not included: counts of the training data are not "
+            "differentially private and stay at the hospital",
+        },
         privacy=privacy,
     )
 
@@ -62,10 +69,15 @@ def train_local(
     config: TrainConfig,
     private: PrivateRun | None,
     out: Path | None = None,
+    split_seed: int = 0,
 ) -> LocalResult:
-    """Train ``task_name`` on ``data`` (its own split) and score its test split."""
+    """Train ``task_name`` on ``data`` (its own split) and score its test split.
+
+    ``split_seed`` fixes the hospital's patient split; ``config.seed`` seeds the
+    initial weights and augmentation (never the DP noise, which is secret).
+    """
     task = get_task(task_name)
-    prepared = task.prepare(data, seed=config.seed)
+    prepared = task.prepare(data, seed=split_seed)
     get_spec(
         task.model
     )  # registering models draws random weights: do it before seeding
@@ -73,7 +85,7 @@ def train_local(
     model = build_model(task, prepared, dp=private is not None)
     fit = task.fit_arrays(prepared)
     config = TrainConfig(**{**asdict(config), "loss_kwargs": task.loss_kwargs()})
-    training = train(model, fit.x, fit.y, config, private)
+    training = train(model, fit.x, fit.y, config, private, groups=fit.groups)
     threshold = task.calibrate(model, prepared)
     privacy = None
     if private is not None:
@@ -85,12 +97,17 @@ def train_local(
                 "delta",
                 "noise_multiplier",
                 "sample_rate",
+                "privacy_unit",
             )
         }
         privacy.update(
             accountant=private.ledger.budget.accountant,
             run_id=private.run_id,
             max_grad_norm=config.max_grad_norm,
+            guarantee=guarantee_text(
+                training["epsilon_spent"], training["delta"], training["privacy_unit"]
+            ),
+            warning=training["too_few_units"],
         )
     card = make_card(task, model, prepared, threshold, privacy)
     metrics = task.score(model, prepared.test, card)

@@ -36,6 +36,8 @@ class TrainConfig:
     proximal_mu: float = 0.0
     seed: int = 0
     device: str = "auto"
+    # Patient-level DP: at most this many of a sampled patient's examples per step.
+    examples_per_unit: int = 16
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,10 @@ class TrainConfig:
             )
         if not self.max_grad_norm > 0:
             raise ConfigError(f"max-grad-norm must be > 0, got {self.max_grad_norm}")
+        if self.examples_per_unit < 1:
+            raise ConfigError(
+                f"examples-per-patient must be >= 1, got {self.examples_per_unit}"
+            )
         if self.proximal_mu < 0:
             raise ConfigError(f"proximal-mu must be >= 0, got {self.proximal_mu}")
 
@@ -61,12 +67,24 @@ class PrivateRun:
 
     ``planned_steps`` is the whole run's number of local steps (all rounds of a
     federation), used once to calibrate the noise; ``None`` means this call.
+    ``privacy_unit`` is what the guarantee protects: ``patient`` (Poisson
+    sampling and clipping per patient) or ``example``.
     """
 
     ledger: Any  # client.privacy.PrivacyLedger
     run_id: str
     run_epsilon: float | None = None
     planned_steps: int | None = None
+    privacy_unit: str = "patient"
+    # DP noise and sampling; client.privacy.SECURE (OS entropy) unless a test
+    # passes client.privacy.SeededRandomness.
+    randomness: Any = None
+
+    def __post_init__(self) -> None:
+        if self.randomness is None:
+            from client.privacy import SECURE
+
+            object.__setattr__(self, "randomness", SECURE)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -84,9 +102,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+def steps_per_epoch(n_units: int, batch_size: int) -> int:
     """Optimizer steps in one epoch (Poisson sampling: 1 / sample rate)."""
-    return max(1, math.ceil(n_examples / batch_size))
+    return max(1, math.ceil(n_units / batch_size))
 
 
 def _loader(
@@ -107,6 +125,7 @@ def train(
     y: np.ndarray | None,
     config: TrainConfig,
     private: PrivateRun | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on ``(x, y)``; return training metrics.
 
@@ -123,65 +142,109 @@ def train(
         [p.detach().clone() for p in model.parameters()] if config.proximal_mu else None
     )
     optimizer = _optimizer(model, config)
-    loader = _loader(x, y, min(config.batch_size, len(x)), True, config.seed)
     if private is None:
-        return _run_epochs(model, model, optimizer, loader, config, device, reference)
-    return _train_private(model, optimizer, loader, config, device, reference, private)
+        loader = _loader(x, y, min(config.batch_size, len(x)), True, config.seed)
+        return _run_epochs(model, optimizer, loader, config, device, reference)
+    return _train_private(
+        model, optimizer, x, y, groups, config, device, reference, private
+    )
 
 
 def _train_private(
-    model, optimizer, loader, config, device, reference, private
+    model, optimizer, x, y, groups, config, device, reference, private
 ) -> dict[str, Any]:
-    from client.privacy import make_private, sample_rate_of
-    from client.privacy import steps_per_epoch as poisson_steps
+    from client.privacy import (
+        PoissonUnitSampler,
+        Units,
+        detach,
+        private_training,
+        sample_rate_for,
+        steps_per_epoch,
+    )
 
-    n = len(loader.dataset)
-    batch = min(config.batch_size, n)
-    sample_rate = sample_rate_of(loader)
-    # Opacus' Poisson loader yields int(1/q) batches, which float rounding can
-    # make one less than len(loader): plan (and check) the steps it will take.
-    steps = config.epochs * poisson_steps(sample_rate)
+    units = Units.of(groups, len(x), private.privacy_unit)
+    rate = sample_rate_for(units.count, config.batch_size)
+    steps = config.epochs * steps_per_epoch(rate)
     plan = private.ledger.plan(
         private.run_id,
-        sample_rate=sample_rate,
+        sample_rate=rate,
         planned_steps=private.planned_steps or steps,
         max_grad_norm=config.max_grad_norm,
         run_epsilon=private.run_epsilon,
+        privacy_unit=units.kind,
     )
-    private.ledger.check(plan, steps)
-    dp_model, dp_optimizer, dp_loader = make_private(
-        model, optimizer, loader, plan, seed=config.seed
+    # Every step samples at the rate the ledger accounts, whatever this call asked.
+    rate = plan.sample_rate
+    sampler = PoissonUnitSampler(
+        units, rate, config.examples_per_unit, private.randomness
     )
-    counter = {"steps": 0}
-    try:
-        result = _run_epochs(
-            dp_model._module,
-            dp_model,
-            dp_optimizer,
-            dp_loader,
-            config,
-            device,
-            reference,
-            counter,
+    x_t = torch.as_tensor(x, dtype=torch.float32)
+    y_t = None if y is None else torch.as_tensor(y)
+    losses: list[float] = []
+    with private_training(private.ledger, plan, steps) as session:
+        dp_model, dp_optimizer = session.make_private(
+            model, optimizer, units.count, randomness=private.randomness
         )
-    finally:
-        if counter["steps"]:
-            private.ledger.charge(plan, counter["steps"])
-        _detach_hooks(dp_model)
+        try:
+            dp_model.train()
+            for batch in sampler.batches(steps):
+                dp_optimizer.zero_grad(set_to_none=True)
+                if len(batch.rows):
+                    rows = torch.as_tensor(batch.rows)
+                    xb = x_t[rows].to(device)
+                    yb = None if y_t is None else y_t[rows].to(device)
+                    loss = model.loss(xb, yb, **config.loss_kwargs)
+                    loss.backward()
+                    if math.isfinite(loss.item()):
+                        losses.append(loss.item())
+                dp_optimizer.set_batch(batch, device)
+                dp_optimizer.step()
+                if reference is not None:
+                    _proximal_step(model, reference, config)
+        finally:
+            detach(dp_model)
+    noise_on_mean = plan.noise_multiplier / (rate * units.count)
     log.info(
-        "batch %d, sample rate %.4f, sigma %.3f",
-        batch,
-        sample_rate,
-        plan.noise_multiplier,
+        "%d %ss, %.1f per step (q=%.4f), sigma %.3f: noise std %.3g of the clipping "
+        "norm on the averaged gradient",
+        units.count, units.kind, rate * units.count, rate, plan.noise_multiplier,
+        noise_on_mean,
+    )  # fmt: skip
+    ledger = private.ledger
+    return {
+        "train_loss": float(np.mean(losses[-max(1, len(losses) // config.epochs) :]))
+        if losses
+        else None,
+        "steps": session.steps,
+        "examples": len(x),
+        "epochs": config.epochs,
+        "privacy_unit": units.kind,
+        "units": units.count,
+        "noise_multiplier": plan.noise_multiplier,
+        "sample_rate": plan.sample_rate,
+        "noise_on_mean_gradient": noise_on_mean,
+        "too_few_units": too_few_units(noise_on_mean),
+        "epsilon_spent": ledger.spent_epsilon,
+        "epsilon_budget": ledger.budget.epsilon,
+        "delta": ledger.budget.delta,
+    }
+
+
+# Above this noise std on the averaged gradient (in clipping norms), DP-SGD
+# rarely learns a useful model in the few hundred steps a hospital can afford.
+USEFUL_NOISE_ON_MEAN = 0.05
+
+
+def too_few_units(noise_on_mean: float) -> str:
+    """A plain warning when the hospital has too few units for useful DP-SGD."""
+    if noise_on_mean <= USEFUL_NOISE_ON_MEAN:
+        return ""
+    return (
+        f"the DP noise on each averaged gradient is {noise_on_mean:.2g} clipping "
+        f"norms (useful models usually need <= {USEFUL_NOISE_ON_MEAN:g}): this "
+        "hospital has too few patients for this budget and batch size; expect a "
+        "weak model. More patients, a larger batch or a larger budget help."
     )
-    result.update(
-        noise_multiplier=plan.noise_multiplier,
-        sample_rate=plan.sample_rate,
-        epsilon_spent=private.ledger.spent_epsilon,
-        epsilon_budget=private.ledger.budget.epsilon,
-        delta=private.ledger.budget.delta,
-    )
-    return result
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -190,31 +253,29 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=config.lr)
 
 
-def _run_epochs(
-    core, wrapped, optimizer, loader, config, device, reference, counter=None
-) -> dict[str, Any]:
-    """The training loop. ``core`` has ``loss``; ``wrapped`` may be Opacus' module."""
-    counter = counter if counter is not None else {"steps": 0}
-    wrapped.train()
+def _run_epochs(model, optimizer, loader, config, device, reference) -> dict[str, Any]:
+    """The non-private training loop (``fedcare`` uses it only without DP)."""
+    model.train()
     losses: list[float] = []
+    steps = 0
     for _ in range(config.epochs):
         for batch in loader:
             xb = batch[0].to(device)
             yb = batch[1].to(device) if len(batch) > 1 else None
             optimizer.zero_grad(set_to_none=True)
-            loss = core.loss(xb, yb, **config.loss_kwargs)
+            loss = model.loss(xb, yb, **config.loss_kwargs)
             loss.backward()
             optimizer.step()
-            counter["steps"] += 1
+            steps += 1
             if reference is not None:
-                _proximal_step(core, reference, config)
+                _proximal_step(model, reference, config)
             if len(xb) and math.isfinite(loss.item()):
                 losses.append(loss.item())
     return {
         "train_loss": float(np.mean(losses[-max(1, len(losses) // config.epochs) :]))
         if losses
         else None,
-        "steps": counter["steps"],
+        "steps": steps,
         "examples": len(loader.dataset),
         "epochs": config.epochs,
     }
@@ -250,13 +311,6 @@ def predict(
     if not outputs:
         return np.zeros((0,), dtype=np.float32)
     return torch.cat(outputs).numpy()
-
-
-def _detach_hooks(dp_model: nn.Module) -> None:
-    """Leave the caller's model as it was: no Opacus hooks or per-sample grads."""
-    close = getattr(dp_model, "_close", None)
-    if callable(close):
-        close()
 
 
 def evaluate(

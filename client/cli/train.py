@@ -10,9 +10,6 @@ import typer
 
 from client.cli.common import OutputFormat, emit, setup_logging, user_errors
 
-DEFAULT_LEDGER = Path.home() / ".fedcare" / "privacy-ledger.jsonl"
-
-
 _TASK = typer.Option(
     ...,
     "--task",
@@ -34,9 +31,26 @@ _RUN_EPSILON = typer.Option(
     help="How much of the budget this run may spend (cumulative epsilon rises by it).",
 )
 _LEDGER = typer.Option(
-    DEFAULT_LEDGER,
+    None,
     "--ledger",
-    help="The hospital's privacy ledger; every private run is charged to it.",
+    help="The dataset's privacy ledger; every private run is charged to it "
+    "[default: ~/.fedcare/ledgers/<hash of the data path>.jsonl, one per dataset].",
+)
+_UNIT = typer.Option(
+    "patient",
+    "--privacy-unit",
+    help="What the guarantee protects: patient (all of a patient's records) or "
+    "example (one beat, window or stay) [default: patient].",
+)
+_SPLIT_SEED = typer.Option(
+    0, "--split-seed", help="Seed of the patient split [default: 0]."
+)
+_PER_PATIENT = typer.Option(
+    None,
+    "--examples-per-patient",
+    min=1,
+    help="Patient-level DP: at most this many of a sampled patient's examples "
+    "per step [default: 16].",
 )
 _NO_DP = typer.Option(False, "--no-dp", help="Train without differential privacy.")
 _EPOCHS = typer.Option(
@@ -49,7 +63,9 @@ _LR = typer.Option(None, "--lr", help="[default: the task's]")
 _MAX_GRAD_NORM = typer.Option(
     None, "--max-grad-norm", help="Per-sample clip [default: the task's]."
 )
-_SEED = typer.Option(0, "--seed")
+_SEED = typer.Option(
+    0, "--seed", help="Seeds initial weights and augmentation, never the DP noise."
+)
 _DEVICE = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda.")
 _RUN_ID = typer.Option(None, "--run-id", help="Ledger run id [default: new].")
 _FORMAT = typer.Option(OutputFormat.text, "--format")
@@ -63,6 +79,9 @@ def command(
     delta: float = _DELTA,
     run_epsilon: float = _RUN_EPSILON,
     ledger: Path = _LEDGER,
+    privacy_unit: str = _UNIT,
+    split_seed: int = _SPLIT_SEED,
+    examples_per_patient: int = _PER_PATIENT,
     no_dp: bool = _NO_DP,
     epochs: int = _EPOCHS,
     batch_size: int = _BATCH_SIZE,
@@ -77,9 +96,13 @@ def command(
     setup_logging()
     with user_errors():
         from client.pipeline import train_local
+        from client.privacy import check_privacy_unit, refuse_test_randomness
         from client.tasks import get_task
 
+        refuse_test_randomness("fedcare train")
+        check_privacy_unit(privacy_unit)
         config = get_task(task).recommended_config(
+            examples_per_unit=examples_per_patient,
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
@@ -88,9 +111,13 @@ def command(
             device=device,
         )
         private = (
-            None if no_dp else _private_run(ledger, epsilon, delta, run_epsilon, run_id)
+            None
+            if no_dp
+            else _private_run(
+                data, ledger, epsilon, delta, run_epsilon, run_id, privacy_unit
+            )
         )
-        result = train_local(task, data, config, private, out)
+        result = train_local(task, data, config, private, out, split_seed=split_seed)
         payload: dict[str, Any] = {
             "task": task,
             "model_dir": str(result.model_dir),
@@ -106,23 +133,38 @@ def command(
 
 
 def _private_run(
-    ledger: Path,
+    data: Path,
+    ledger: Path | None,
     epsilon: float | None,
     delta: float | None,
     run_epsilon: float,
     run_id: str | None,
+    privacy_unit: str,
 ) -> Any:
+    """The run's ledger (one per dataset) and plan inputs; nothing is written yet."""
+    from client.errors import DataError
     from client.privacy import PrivacyBudget, PrivacyLedger
+    from client.privacy.fingerprint import dataset_fingerprint
+    from client.privacy.location import default_ledger_path
     from client.training import PrivateRun
 
+    if not data.exists():
+        raise DataError(f"--data {data}: no such file or directory")
+    fingerprint = dataset_fingerprint(data)
+    path = ledger if ledger is not None else default_ledger_path(data)
     budget = None
-    if epsilon is not None or delta is not None or not ledger.exists():
+    if epsilon is not None or delta is not None or not path.exists():
         budget = PrivacyBudget(
             epsilon=8.0 if epsilon is None else epsilon,
             delta=1e-5 if delta is None else delta,
         )
-    book = PrivacyLedger.open(ledger, budget)
-    return PrivateRun(book, run_id or f"train-{uuid.uuid4().hex[:12]}", run_epsilon)
+    book = PrivacyLedger.open(path, budget, dataset_fingerprint=fingerprint)
+    return PrivateRun(
+        book,
+        run_id or f"train-{uuid.uuid4().hex[:12]}",
+        run_epsilon,
+        privacy_unit=privacy_unit,
+    )
 
 
 def _print(payload: dict[str, Any]) -> None:
@@ -141,11 +183,14 @@ def _print(payload: dict[str, Any]) -> None:
     privacy = payload["privacy"]
     if privacy:
         console.print(
-            f"privacy: epsilon spent {privacy['epsilon_spent']:.3f} of "
-            f"{privacy['epsilon_budget']:.3f} (delta {privacy['delta']:g}, "
-            f"{privacy['accountant']}, "
-            f"noise multiplier {privacy['noise_multiplier']:.3f})"
+            f"privacy: {privacy['guarantee']}; epsilon spent "
+            f"{privacy['epsilon_spent']:.3f} of {privacy['epsilon_budget']:.3f} "
+            f"({privacy['accountant']}, noise multiplier "
+            f"{privacy['noise_multiplier']:.3f})",
+            markup=False,
         )
+        if privacy.get("warning"):
+            console.print(f"warning: {privacy['warning']}", markup=False)
     else:
         console.print("privacy: none (--no-dp)")
     console.print(f"model: {payload['model_dir']}")

@@ -14,6 +14,7 @@ from client.data.stats import (
     apply_vitals_stats,
     fit_signal_stats,
     fit_vitals_stats,
+    public_vitals_stats,
     signal_windows,
 )
 from client.data.types import BeatSet, SignalSet, Split, VitalsSet
@@ -31,6 +32,7 @@ __all__ = [
     "apply_vitals_stats",
     "fit_signal_stats",
     "fit_vitals_stats",
+    "public_vitals_stats",
     "load_beats",
     "load_signals",
     "load_vitals",

@@ -14,6 +14,53 @@ STD_FLOOR = 1e-6
 CLIP_PERCENTILES = (0.5, 99.5)
 
 
+# Public, clinically motivated constants per vital sign, never fitted on a
+# hospital's data: (imputation value: a normal adult reading; plausible range
+# kept after clipping; centre and scale of the z-score: typical ICU adult
+# values). Units: beats/min, breaths/min, %, degrees C, mmHg.
+PUBLIC_VITALS: dict[str, tuple[float, float, float, float, float]] = {
+    "heart_rate": (80.0, 20.0, 250.0, 85.0, 20.0),
+    "resp_rate": (18.0, 4.0, 60.0, 19.0, 6.0),
+    "spo2": (97.0, 50.0, 100.0, 96.0, 3.0),
+    "temperature": (37.0, 30.0, 43.0, 37.0, 0.8),
+    "sbp": (120.0, 40.0, 260.0, 120.0, 22.0),
+    "dbp": (70.0, 20.0, 160.0, 65.0, 14.0),
+    "map": (85.0, 30.0, 180.0, 83.0, 15.0),
+}
+VITAL_ALIASES = {
+    "hr": "heart_rate",
+    "rr": "resp_rate",
+    "resp": "resp_rate",
+    "o2sat": "spo2",
+    "temp": "temperature",
+    "nbp_sys": "sbp",
+    "nbp_dia": "dbp",
+    "nbp_mean": "map",
+}
+
+
+def public_vitals_stats(
+    features: list[str] | tuple[str, ...],
+) -> dict[str, list[float]]:
+    """Normalisation of ``features`` from :data:`PUBLIC_VITALS` (no patient data).
+
+    Raises :class:`DataError` for a vital sign without public constants.
+    """
+    rows = []
+    for name in features:
+        key = VITAL_ALIASES.get(name.strip().lower(), name.strip().lower())
+        if key not in PUBLIC_VITALS:
+            raise DataError(
+                f"vital sign column {name!r} has no public normalisation constants "
+                f"(fedcare never fits them on patient data); known columns: "
+                f"{', '.join(PUBLIC_VITALS)} (aliases {', '.join(VITAL_ALIASES)}). "
+                "Rename the column or drop it."
+            )
+        rows.append(PUBLIC_VITALS[key])
+    median, low, high, mean, std = (list(col) for col in zip(*rows, strict=True))
+    return {"median": median, "low": low, "high": high, "mean": mean, "std": std}
+
+
 def fit_vitals_stats(x_train: np.ndarray) -> dict[str, list[float]]:
     """Per feature median, clip bounds (0.5th/99.5th pct), mean and std.
 

@@ -1,4 +1,15 @@
-"""Opacus DP-SGD set up from a ledger's :class:`SpendPlan`, and model checks.
+"""Opacus DP-SGD over privacy units, with secret noise, set up from a SpendPlan.
+
+The parts are Opacus' own: ``GradSampleModule`` computes per-example
+gradients, ``DPOptimizer`` clips, sums, noises and scales them. fedcare adds
+two things in :class:`UnitDPOptimizer`:
+
+- per-UNIT clipping: before clipping, the per-example gradients of one unit
+  (a patient) are averaged into one row, so each unit, not each example, is
+  clipped to ``max_grad_norm``; for example-level DP every example is its own
+  unit and nothing is averaged;
+- secret noise: the Gaussian noise comes from :mod:`client.privacy.randomness`
+  (OS entropy), never from a seed.
 
 The noise multiplier, clipping norm and sample rate all come from the plan, so
 the steps that are trained are exactly the steps the ledger charges.
@@ -7,131 +18,137 @@ the steps that are trained are exactly the steps the ledger charges.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
-from opacus import PrivacyEngine
+from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 from opacus.validators import ModuleValidator
 from torch import nn
-from torch.utils.data import DataLoader
 
-from client.errors import ConfigError, PrivacyError
+from client.errors import PrivacyError
 from client.privacy.budget import SpendPlan
 from client.privacy.ledger import PrivacyLedger
+from client.privacy.randomness import SECURE, Randomness
+from client.privacy.sampling import UnitBatch
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DPOptimizer",
-    "PrivateSession",
-    "dp_errors",
-    "fix_for_dp",
-    "make_private",
-    "private_training",
-    "sample_rate_of",
-    "steps_per_epoch",
-    "steps_taken",
-]
+# Called with the per-unit gradients (one tensor per parameter, first dimension
+# the units of this step) before clipping; returns them, possibly with rows
+# added. The privacy audit inserts its canaries here.
+UnitGradHook = Callable[[list[torch.Tensor]], list[torch.Tensor]]
+# Called with the clipped, summed, noised gradients of a step (before scaling).
+NoisyGradHook = Callable[[list[torch.Tensor]], None]
 
 
-def sample_rate_of(data_loader: DataLoader) -> float:
-    """Poisson sample rate Opacus will use for ``data_loader``: 1/len(loader).
+class UnitDPOptimizer(DPOptimizer):
+    """Opacus' DPOptimizer, clipping per privacy unit, with OS-entropy noise."""
 
-    Pass this to :meth:`PrivacyLedger.plan`; it is the probability each record
-    is in a batch once :func:`make_private` replaces the loader.
-    """
-    batches = len(data_loader)
-    if batches < 1:
-        raise ConfigError("The data loader is empty: it yields no batch.")
-    return 1 / batches
-
-
-def steps_per_epoch(sample_rate: float) -> int:
-    """Batches per epoch of Opacus' Poisson loader: ``int(1/q)``.
-
-    Note this can be one less than the original loader's length (``int(1/(1/93))``
-    is 92), so plan steps with this, not with ``len(loader)``.
-    """
-    return int(1 / sample_rate)
-
-
-class _StepCounter:
-    """Optimizer step hook that counts noisy steps, then calls Opacus' hook."""
-
-    def __init__(self, inner: Callable[[DPOptimizer], None] | None) -> None:
-        self.inner = inner
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        noise_multiplier: float,
+        max_grad_norm: float,
+        expected_batch_size: int | float,
+        randomness: Randomness = SECURE,
+    ) -> None:
+        super().__init__(
+            optimizer,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            expected_batch_size=expected_batch_size,
+            loss_reduction="mean",
+        )
+        self.randomness = randomness
         self.steps = 0
+        self.unit_grad_hooks: list[UnitGradHook] = []
+        self.noisy_grad_hooks: list[NoisyGradHook] = []
+        self._batch: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
-    def __call__(self, optimizer: DPOptimizer) -> None:
+    def set_batch(self, batch: UnitBatch, device: torch.device) -> None:
+        """Tell the optimizer which unit each example row of this step belongs to."""
+        pos = torch.as_tensor(batch.unit_pos, dtype=torch.long, device=device)
+        weight = torch.as_tensor(batch.weight, device=device)
+        self._batch = (pos, weight, batch.n_units)
+        if len(batch.rows) == 0:  # no unit sampled: the step is noise only
+            for p in self.params:
+                p.grad_sample = torch.zeros(
+                    (0, *p.shape), device=p.device, dtype=p.dtype
+                )
+
+    def clip_and_accumulate(self) -> None:
+        if self._batch is None:
+            raise PrivacyError("UnitDPOptimizer.step() without set_batch() first")
+        pos, weight, n_units = self._batch
+        rows = []
+        for p in self.params:
+            gs = self._get_flat_grad_sample(p)
+            if len(gs) != len(pos):
+                raise PrivacyError(
+                    f"per-example gradients have {len(gs)} rows, the batch {len(pos)}"
+                )
+            scaled = gs * weight.to(gs.dtype).view(-1, *([1] * (gs.dim() - 1)))
+            units = torch.zeros(
+                (n_units, *gs.shape[1:]), device=gs.device, dtype=gs.dtype
+            )
+            rows.append(units.index_add_(0, pos, scaled))
+        for hook in self.unit_grad_hooks:
+            rows = hook(rows)
+        for p, unit_rows in zip(self.params, rows, strict=True):
+            p.grad_sample = unit_rows
+        super().clip_and_accumulate()
+        self._batch = None
+
+    def add_noise(self) -> None:
+        std = self.noise_multiplier * self.max_grad_norm
+        for p in self.params:
+            _check_processed_flag(p.summed_grad)
+            noise = self.randomness.normal(p.summed_grad.shape, std, p.summed_grad)
+            p.grad = (p.summed_grad + noise).view_as(p)
+            _mark_as_processed(p.summed_grad)
+        for hook in self.noisy_grad_hooks:
+            hook([p.grad.detach().clone() for p in self.params])
         self.steps += 1
-        if self.inner is not None:
-            self.inner(optimizer)
 
 
 def make_private(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    data_loader: DataLoader,
     plan: SpendPlan,
+    n_units: int,
     *,
-    seed: int | None = None,
-    grad_sample_mode: str = "hooks",
-) -> tuple[nn.Module, DPOptimizer, DataLoader]:
-    """Wrap model, optimizer and loader for DP-SGD with Poisson sampling.
+    randomness: Randomness = SECURE,
+) -> tuple[GradSampleModule, UnitDPOptimizer]:
+    """Wrap ``model`` for per-example gradients and ``optimizer`` for DP-SGD.
 
-    Uses the plan's noise multiplier, clipping norm and accountant. Raises
-    :class:`PrivacyError` if the loader's sample rate differs from the plan's,
-    so the ledger never records a wrong q. ``seed`` seeds both the noise and the
-    Poisson sampling (for tests and simulation; leave it ``None`` in production).
-    Count steps with :func:`steps_taken` on the returned optimizer.
+    ``n_units`` is the number of privacy units the plan's sample rate applies to;
+    the expected number of units per step, ``q * n_units``, scales the noisy sum.
     """
-    expected = sample_rate_of(data_loader)
-    if not math.isclose(expected, plan.sample_rate, rel_tol=1e-12):
-        raise PrivacyError(
-            f"Run {plan.run_id!r} was planned with sample rate {plan.sample_rate:.6g} "
-            f"(1/{round(1 / plan.sample_rate)} batches) but this data loader gives "
-            f"{expected:.6g} (1/{len(data_loader)}). Keep the batch size and dataset "
-            "of the run's first round, or plan a new run."
-        )
-    noise_generator = None
-    if seed is not None:
-        noise_generator = torch.Generator().manual_seed(seed)
-    engine = PrivacyEngine(accountant=plan.accountant)
-    model, dp_optimizer, dp_loader = engine.make_private(
-        module=model,
-        optimizer=optimizer,
-        data_loader=data_loader,
+    if getattr(randomness, "secure", False) is not True:
+        logger.warning("DP noise is SEEDED (test-only): this training is not private")
+    dp_model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+    dp_optimizer = UnitDPOptimizer(
+        optimizer,
         noise_multiplier=plan.noise_multiplier,
         max_grad_norm=plan.max_grad_norm,
-        poisson_sampling=True,
-        noise_generator=noise_generator,
-        grad_sample_mode=grad_sample_mode,
+        expected_batch_size=plan.sample_rate * n_units,
+        randomness=randomness,
     )
-    actual = getattr(dp_loader, "sample_rate", None)
-    if actual is None or not math.isclose(actual, plan.sample_rate, rel_tol=1e-12):
-        raise PrivacyError(
-            f"Opacus' Poisson loader samples at {actual!r}, the plan at "
-            f"{plan.sample_rate!r}; refusing to train with an unrecorded rate."
-        )
-    if seed is not None:
-        # Opacus' Poisson sampler draws from its own generator attribute.
-        dp_loader.batch_sampler.generator = torch.Generator().manual_seed(seed + 1)
-    dp_optimizer.attach_step_hook(_StepCounter(dp_optimizer.step_hook))
-    return model, dp_optimizer, dp_loader
+    return dp_model, dp_optimizer
 
 
 def steps_taken(optimizer: DPOptimizer) -> int:
-    """Noisy optimizer steps since :func:`make_private` (skipped steps excluded)."""
-    hook = getattr(optimizer, "step_hook", None)
-    if not isinstance(hook, _StepCounter):
+    """Noisy optimizer steps since :func:`make_private`."""
+    if not isinstance(optimizer, UnitDPOptimizer):
         raise PrivacyError(
             "This optimizer was not made private by client.privacy.make_private, "
             "so its steps are not counted."
         )
-    return hook.steps
+    return optimizer.steps
 
 
 class PrivateSession:
@@ -139,49 +156,49 @@ class PrivateSession:
 
     def __init__(self, plan: SpendPlan) -> None:
         self.plan = plan
-        self._optimizers: list[DPOptimizer] = []
+        self._optimizers: list[UnitDPOptimizer] = []
 
     def make_private(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        data_loader: DataLoader,
+        n_units: int,
         *,
-        seed: int | None = None,
-        grad_sample_mode: str = "hooks",
-    ) -> tuple[nn.Module, DPOptimizer, DataLoader]:
+        randomness: Randomness = SECURE,
+    ) -> tuple[GradSampleModule, UnitDPOptimizer]:
         result = make_private(
-            model, optimizer, data_loader, self.plan,
-            seed=seed, grad_sample_mode=grad_sample_mode,
-        )  # fmt: skip
+            model, optimizer, self.plan, n_units, randomness=randomness
+        )
         self._optimizers.append(result[1])
         return result
 
     @property
     def steps(self) -> int:
-        return sum(steps_taken(opt) for opt in self._optimizers)
+        return sum(opt.steps for opt in self._optimizers)
 
 
 @contextmanager
 def private_training(
     ledger: PrivacyLedger, plan: SpendPlan, steps: int, *, note: str = ""
 ) -> Iterator[PrivateSession]:
-    """Check ``steps`` against the budget, train, then charge the steps taken.
+    """Reserve ``steps`` under the ledger's lock, train, settle the steps taken.
 
-    The charge happens even when training raises, so a failed round still
-    records what it spent. Use ``session.make_private(...)`` inside the block.
+    The reservation is made before any training and counts in full until it is
+    settled, so two processes on one ledger can never both pass, and a crash
+    leaves the reservation spent. Settling happens even when training raises.
     """
-    ledger.check(plan, steps)
+    reservation = ledger.reserve(plan, steps, note=note)
     session = PrivateSession(plan)
     try:
         yield session
     finally:
-        taken = session.steps
-        if taken > steps:
-            logger.warning(
-                "run %s: took %d steps, checked %d", plan.run_id, taken, steps
-            )
-        ledger.charge(plan, taken, note=note)
+        # Steps beyond the reservation are recorded too, then raised by settle().
+        ledger.settle(reservation, session.steps, note=note)
+
+
+def detach(dp_model: GradSampleModule) -> None:
+    """Leave the caller's model as it was: no Opacus hooks or per-sample grads."""
+    dp_model._close()
 
 
 def dp_errors(model: nn.Module) -> list[str]:

@@ -17,8 +17,8 @@ from torch import nn
 from client.data import (
     VitalsSet,
     apply_vitals_stats,
-    fit_vitals_stats,
     load_vitals,
+    public_vitals_stats,
     resolve_data_path,
     split_groups,
 )
@@ -48,13 +48,13 @@ class _VitalsTask(Task):
         vitals = load_vitals(resolve_data_path(path, "vitals"), hours=HOURS)
         y = self._target(vitals, path)
         split = split_groups(np.asarray(vitals.patient), seed=seed)
-        stats = fit_vitals_stats(vitals.x[split.train])
+        stats = public_vitals_stats(vitals.features)
         arrays = Arrays(
             apply_vitals_stats(vitals.x, stats), y, np.asarray(vitals.patient)
         )
         train, val, test = split_arrays(arrays, split.train, split.val, split.test)
         norm = {
-            "method": "median impute, clip, z-score",
+            "method": "impute, clip, z-score with public clinical constants",
             "hours": HOURS,
             "features": list(vitals.features),
             **stats,

@@ -18,6 +18,8 @@ from flwr.common import (
 from flwr.compat.common import recorddict_compat as compat
 
 from client.app import HospitalClient, app, pack_run_config, unpack_run_config
+from client.errors import PolicyError
+from client.policy import GENERIC_REFUSAL
 from server.config import RunConfig
 from simulation.cohorts import write_hospital
 
@@ -33,6 +35,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "data-path": str(data),
         "ledger-path": str(out / "h1.jsonl"),
         "epsilon": 8.0,
+        # this hospital's own policy allows non-private, unmasked training
+        "require-dp": False,
+        "require-secagg": False,
     }
 
 
@@ -111,6 +116,50 @@ def test_handler_answers_a_plain_train_message(node: dict, task_identity: None) 
     fitres = compat.recorddict_to_fitres(reply.content, keep_input=True)
     assert fitres.num_examples > 0 and fitres.metrics["hospital-id"] == "h1"
     assert len(parameters_to_ndarrays(fitres.parameters)) == len(start)
+
+
+def test_default_policy_refuses_a_plain_train_message(
+    node: dict, task_identity: None
+) -> None:
+    """With the default policy, weights leave only through SecAgg+."""
+    strict = {k: v for k, v in node.items() if not k.startswith("require-")}
+    start = HospitalClient(node).get_parameters(_config())
+    content = compat.fitins_to_recorddict(
+        FitIns(ndarrays_to_parameters(start), _config()), keep_input=True
+    )
+
+    with pytest.raises(PolicyError) as refused:  # Flower replies with this text
+        app(_message(content, "train"), _context(strict))
+
+    assert str(refused.value) == GENERIC_REFUSAL  # no detail for the server
+
+
+def test_secagg_setup_with_too_few_hospitals_is_refused(
+    node: dict, task_identity: None
+) -> None:
+    from flwr.app import ConfigRecord
+    from flwr.common.secure_aggregation.secaggplus_constants import (
+        RECORD_KEY_CONFIGS,
+        Key,
+        Stage,
+    )
+
+    setup = {
+        Key.STAGE: Stage.SETUP,
+        Key.SAMPLE_NUMBER: 2,
+        Key.SHARE_NUMBER: 2,
+        Key.THRESHOLD: 2,
+        Key.CLIPPING_RANGE: 8.0,
+        Key.TARGET_RANGE: 1 << 22,
+        Key.MOD_RANGE: 1 << 32,
+        Key.MAX_WEIGHT: 1000.0,
+    }
+    content = RecordDict({RECORD_KEY_CONFIGS: ConfigRecord(setup)})
+
+    with pytest.raises(PolicyError, match=GENERIC_REFUSAL):  # default minimum: 3
+        app(_message(content, "train"), _context(node))
+    ok = app(_message(content, "train"), _context({**node, "min-secagg-hospitals": 2}))
+    assert not ok.has_error(), ok.error
 
 
 def test_handler_answers_a_properties_query(node: dict, task_identity: None) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client.errors import ConfigError
+from client.errors import ConfigError, PolicyError
 from client.federated import Hospital, NodeSettings
+from client.policy import GENERIC_REFUSAL, HospitalPolicy
 from client.privacy import PrivacyLedger
 from server.config import RunConfig
 from simulation.cohorts import write_hospital
@@ -43,7 +44,11 @@ def test_node_config_is_read_with_defaults() -> None:
         {"hospital-id": 3, "data-path": "/d", "ledger-path": "/l.jsonl", "epsilon": "4"}
     )
 
-    assert settings == NodeSettings("3", Path("/d"), Path("/l.jsonl"), 4.0, 1e-5, None)
+    assert settings == NodeSettings(
+        "3", Path("/d"), Path("/l.jsonl"), 4.0, 1e-5, HospitalPolicy()
+    )
+    assert settings.policy.require_dp and settings.policy.require_secagg
+    assert settings.policy.privacy_unit == "patient"
 
 
 def test_missing_node_keys_are_listed_with_an_example() -> None:
@@ -62,7 +67,7 @@ def test_simulated_partition_selects_its_entry_of_the_hospitals_file(
             "data-path": f"/d{i}",
             "ledger-path": f"/l{i}",
             "epsilon": 1.0,
-            "run-epsilon": 0.5,
+            "max-run-epsilon": 0.5,
         }
         for i in range(2)
     ]
@@ -71,7 +76,11 @@ def test_simulated_partition_selects_its_entry_of_the_hospitals_file(
 
     settings = NodeSettings.from_node_config({"partition-id": 1}, str(hospitals))
 
-    assert (settings.hospital_id, settings.data_path, settings.run_epsilon) == (
+    assert (
+        settings.hospital_id,
+        settings.data_path,
+        settings.policy.max_run_epsilon,
+    ) == (
         "h1",
         Path("/d1"),
         0.5,
@@ -95,11 +104,15 @@ def test_fit_trains_charges_the_ledger_and_keeps_the_plan(
     weights, examples, metrics = hospital.fit(start, 1, "run-a")
     ledger = PrivacyLedger.open(ledger_path, None)
     plan = ledger.plans[0]
-    later = hospital._private_run(
-        "run-a", examples
-    )  # round 2 asks for the same run's plan
+    fit = hospital.task.fit_arrays(hospital.prepared)
+    later = hospital._private_run("run-a", fit)  # round 2 asks for the same plan
     replanned = later.ledger.plan(
-        "run-a", sample_rate=0.5, planned_steps=1, max_grad_norm=2.0
+        "run-a",
+        sample_rate=0.5,
+        planned_steps=1,
+        max_grad_norm=2.0,
+        run_epsilon=RUN.run_epsilon,
+        privacy_unit="patient",
     )
 
     assert examples > 0 and metrics["declined"] == "" and metrics["steps"] >= 1
@@ -124,8 +137,9 @@ def test_exhausted_budget_declines_without_training_or_charging(
         planned_steps=100,
         max_grad_norm=1.0,
         run_epsilon=ledger.remaining_epsilon,
+        privacy_unit="patient",
     )
-    ledger.charge(plan, 100)
+    ledger.settle(ledger.reserve(plan, 100), 100)
     before = PrivacyLedger.open(ledger_path, None).records
     hospital = Hospital(settings, RUN)
     start = hospital.initial_weights()
@@ -146,13 +160,19 @@ def test_node_run_epsilon_caps_the_run_share(
 ) -> None:
     ledger_path = tmp_path / "h1.jsonl"
     hospital = Hospital(
-        _settings(ecg_hospital, ledger_path, **{"run-epsilon": 0.5}), RUN
+        _settings(ecg_hospital, ledger_path, **{"max-run-epsilon": 0.5}), RUN
     )
 
-    private = hospital._private_run("run-c", 100)
+    private = hospital._private_run(
+        "run-c", hospital.task.fit_arrays(hospital.prepared)
+    )
 
     assert private is not None and private.run_epsilon == 0.5
-    assert private.planned_steps == 1 * RUN.num_server_rounds  # 100 examples, batch 256
+    # fewer patients than the batch of 256: one step per round
+    assert private.planned_steps == 1 * RUN.num_server_rounds
+    assert private.privacy_unit == "patient"
+    with pytest.raises(ConfigError, match="renamed max-run-epsilon"):
+        _settings(ecg_hospital, ledger_path, **{"run-epsilon": 0.5})
 
 
 def test_without_dp_there_is_no_ledger(ecg_hospital: Path, tmp_path: Path) -> None:
@@ -161,7 +181,7 @@ def test_without_dp_there_is_no_ledger(ecg_hospital: Path, tmp_path: Path) -> No
         RunConfig(dp=False, batch_size=256),
     )
 
-    assert hospital._private_run("r", 100) is None
+    assert hospital._private_run("r", hospital.prepared.train) is None
     assert hospital._budget_metrics() == {}
     assert not (tmp_path / "h1.jsonl").exists()
 
@@ -183,3 +203,47 @@ def test_evaluate_sends_histograms_not_scores(
         "test-histogram",
         "local-threshold",
     }
+
+
+# -- the hospital's policy -------------------------------------------------------------
+
+
+def test_a_run_config_cannot_turn_dp_off(
+    ecg_hospital: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger_path = tmp_path / "h1.jsonl"
+    hospital = Hospital(
+        _settings(ecg_hospital, ledger_path), RunConfig(dp=False, batch_size=256)
+    )
+    start = hospital.initial_weights()
+
+    with pytest.raises(PolicyError) as refused:
+        hospital.fit(start, 1, "run-d")
+
+    assert str(refused.value) == GENERIC_REFUSAL  # all the aggregator learns
+    assert "require-dp = true" in caplog.text  # the hospital's own log says why
+    assert not ledger_path.exists()
+
+
+def test_the_split_is_the_hospitals_not_the_runs(
+    ecg_hospital: Path, tmp_path: Path
+) -> None:
+    def train_groups(run: RunConfig, **node: object) -> set[str]:
+        hospital = Hospital(_settings(ecg_hospital, tmp_path / "l.jsonl", **node), run)
+        return set(hospital.prepared.train.groups.astype(str))
+
+    base = train_groups(RunConfig(seed=0))
+    assert train_groups(RunConfig(seed=12345)) == base  # the server's seed: ignored
+    assert train_groups(RunConfig(seed=0), **{"split-seed": 7}) != base
+
+
+def test_the_policy_caps_the_run_epsilon_and_sets_the_unit() -> None:
+    policy = HospitalPolicy.from_node_config(
+        {"max-run-epsilon": "1.5", "privacy-unit": "example", "require-secagg": "false"}
+    )
+    assert policy.run_epsilon(4.0) == 1.5 and policy.run_epsilon(1.0) == 1.0
+    assert policy.privacy_unit == "example" and not policy.require_secagg
+    with pytest.raises(ConfigError, match="min-secagg-hospitals = 1"):
+        HospitalPolicy(min_secagg_hospitals=1)
+    with pytest.raises(ConfigError, match="privacy unit 'visit'"):
+        HospitalPolicy.from_node_config({"privacy-unit": "visit"})

@@ -62,15 +62,51 @@ def test_training_without_dp_is_deterministic_given_the_seed() -> None:
     assert result["steps"] == 2 * 3
 
 
-def test_private_training_is_deterministic_given_the_seed(tmp_path: Path) -> None:
+def _private_weights(tmp_path: Path, tag: str, randomness=None) -> list[torch.Tensor]:
     x, y = _data()
-    weights = []
-    for i in range(2):
-        model = _model(dp=True)
-        ledger = PrivacyLedger.open(tmp_path / f"l{i}.jsonl", PrivacyBudget(3.0, 1e-5))
-        train(model, x, y, CONFIG, PrivateRun(ledger, "run", run_epsilon=1.0))
-        weights.append(_weights(model))
-    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+    model = _model(dp=True)
+    ledger = PrivacyLedger.open(tmp_path / f"{tag}.jsonl", PrivacyBudget(3.0, 1e-5))
+    run = PrivateRun(ledger, "run", 1.0, privacy_unit="example", randomness=randomness)
+    train(model, x, y, CONFIG, run)
+    return _weights(model)
+
+
+def test_the_same_seed_never_reproduces_the_dp_noise(tmp_path: Path) -> None:
+    """Seeds fix weights and augmentation; DP noise and sampling are secret."""
+    first, second = (_private_weights(tmp_path, f"l{i}") for i in range(2))
+    assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_seeded_noise_exists_only_behind_the_test_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.errors import PrivacyError
+    from client.privacy import SeededRandomness
+    from client.privacy.randomness import TEST_SWITCH
+
+    monkeypatch.delenv(TEST_SWITCH, raising=False)
+    with pytest.raises(PrivacyError, match="tests only"):
+        SeededRandomness(0)
+    monkeypatch.setenv(TEST_SWITCH, "1")
+    first, second = (
+        _private_weights(tmp_path, f"s{i}", SeededRandomness(7)) for i in range(2)
+    )
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_patient_level_training_samples_and_charges_patients(tmp_path: Path) -> None:
+    x, y = _data()
+    groups = np.repeat(np.arange(12), 4)  # 12 patients, 4 examples each
+    ledger = _ledger(tmp_path)
+    run = PrivateRun(ledger, "run", 1.0)  # privacy unit: patient (the default)
+    result = train(_model(dp=True), x, y, CONFIG, run, groups=groups)
+    assert result["privacy_unit"] == "patient" and result["units"] == 12
+    assert result["sample_rate"] == pytest.approx(1.0)  # 16 patients asked, 12 exist
+    entry = PrivacyLedger(ledger.path).entries[-1]
+    assert entry["privacy_unit"] == "patient"
+    assert entry["steps"] == result["steps"] == CONFIG.epochs * 1
+    with pytest.raises(ConfigError, match="patient of every training example"):
+        train(_model(dp=True), x, y, CONFIG, PrivateRun(_ledger(tmp_path), "r2", 1.0))
 
 
 def test_a_different_seed_trains_differently() -> None:
@@ -108,7 +144,13 @@ def test_fedprox_also_applies_under_dp(tmp_path: Path) -> None:
         start = _weights(model)
         ledger = PrivacyLedger.open(tmp_path / f"l{mu}.jsonl", PrivacyBudget(3.0, 1e-5))
         config = TrainConfig(**{**CONFIG.__dict__, "proximal_mu": mu})
-        train(model, x, y, config, PrivateRun(ledger, "run", run_epsilon=1.0))
+        train(
+            model,
+            x,
+            y,
+            config,
+            PrivateRun(ledger, "run", run_epsilon=1.0, privacy_unit="example"),
+        )
         distances[mu] = _distance(model, start)
     assert 0 < distances[10.0] < distances[0.0]
 
@@ -116,7 +158,13 @@ def test_fedprox_also_applies_under_dp(tmp_path: Path) -> None:
 def test_the_ledger_is_charged_exactly_the_steps_taken(tmp_path: Path) -> None:
     x, y = _data()
     ledger = _ledger(tmp_path)
-    result = train(_model(dp=True), x, y, CONFIG, PrivateRun(ledger, "run", 1.0))
+    result = train(
+        _model(dp=True),
+        x,
+        y,
+        CONFIG,
+        PrivateRun(ledger, "run", 1.0, privacy_unit="example"),
+    )
     entries = PrivacyLedger(ledger.path).entries
     assert [e["steps"] for e in entries] == [result["steps"]] == [CONFIG.epochs * 3]
     assert result["epsilon_spent"] == pytest.approx(entries[-1]["epsilon_after"])
@@ -127,12 +175,24 @@ def test_the_ledger_is_charged_exactly_the_steps_taken(tmp_path: Path) -> None:
 def test_an_overspending_run_is_refused_before_training(tmp_path: Path) -> None:
     x, y = _data()
     ledger = _ledger(tmp_path, epsilon=1.0)
-    train(_model(dp=True), x, y, CONFIG, PrivateRun(ledger, "first", 0.9))
+    train(
+        _model(dp=True),
+        x,
+        y,
+        CONFIG,
+        PrivateRun(ledger, "first", 0.9, privacy_unit="example"),
+    )
     before_ledger = ledger.path.read_bytes()
     model = _model(dp=True, seed=1)
     before = _weights(model)
     with pytest.raises(BudgetExceededError, match="refused before training"):
-        train(model, x, y, CONFIG, PrivateRun(ledger, "second", 0.5))
+        train(
+            model,
+            x,
+            y,
+            CONFIG,
+            PrivateRun(ledger, "second", 0.5, privacy_unit="example"),
+        )
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(model), strict=True))
     assert ledger.path.read_bytes() == before_ledger
 
@@ -140,13 +200,15 @@ def test_an_overspending_run_is_refused_before_training(tmp_path: Path) -> None:
 def test_more_steps_than_the_plan_are_refused_before_training(tmp_path: Path) -> None:
     x, y = _data()
     ledger = _ledger(tmp_path, epsilon=1.0)
-    run = PrivateRun(ledger, "run", None, planned_steps=2)  # whole budget, 2 steps
+    run = PrivateRun(
+        ledger, "run", None, planned_steps=2, privacy_unit="example"
+    )  # whole budget, 2 steps
     model = _model(dp=True)
-    before, size = _weights(model), ledger.path.stat().st_size
-    with pytest.raises(BudgetExceededError, match="refused before it started"):
+    before = _weights(model)
+    with pytest.raises(BudgetExceededError):
         train(model, x, y, CONFIG, run)  # 6 steps
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(model), strict=True))
-    assert ledger.path.stat().st_size > size  # the plan is recorded ...
+    assert PrivacyLedger(ledger.path).plans  # the plan is recorded ...
     assert PrivacyLedger(ledger.path).entries == []  # ... but nothing is charged
 
 
@@ -166,7 +228,9 @@ def test_a_failure_mid_training_still_charges_the_steps_taken(
     monkeypatch.setattr(type(model), "loss", failing_loss)
     ledger = _ledger(tmp_path)
     with pytest.raises(RuntimeError, match="boom"):
-        train(model, x, y, CONFIG, PrivateRun(ledger, "run", 1.0))
+        train(
+            model, x, y, CONFIG, PrivateRun(ledger, "run", 1.0, privacy_unit="example")
+        )
     assert [e["steps"] for e in PrivacyLedger(ledger.path).entries] == [2]
     # the model is left without Opacus hooks: it predicts as a plain module
     assert predict(model, x[:4], device="cpu").shape == (4, 2)
@@ -193,7 +257,13 @@ def test_training_on_cuda(tmp_path: Path) -> None:
     x, y = _data()
     model = _model(dp=True)
     config = TrainConfig(**{**CONFIG.__dict__, "device": "cuda"})
-    result = train(model, x, y, config, PrivateRun(_ledger(tmp_path), "run", 1.0))
+    result = train(
+        model,
+        x,
+        y,
+        config,
+        PrivateRun(_ledger(tmp_path), "run", 1.0, privacy_unit="example"),
+    )
     assert next(model.parameters()).is_cuda
     assert result["steps"] == CONFIG.epochs * 3
     assert predict(model, x, device="cuda").shape == (N, 2)

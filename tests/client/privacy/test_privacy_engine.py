@@ -1,104 +1,204 @@
-"""Opacus DP-SGD set up from a plan: real private steps, then a charge."""
+"""client.privacy.engine / sampling / randomness: per-unit DP-SGD, secret noise."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from opacus.layers import DPLSTM
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from client.errors import PrivacyError
+from client.errors import BudgetExceededError, PrivacyError
 from client.privacy import (
+    SECURE,
+    PoissonUnitSampler,
     PrivacyBudget,
     PrivacyLedger,
-    dp_errors,
-    fix_for_dp,
+    SpendPlan,
+    Units,
     make_private,
     private_training,
-    sample_rate_of,
+    refuse_test_randomness,
+    sample_rate_for,
     steps_per_epoch,
 )
+from client.privacy.randomness import TEST_SWITCH
+from client.privacy.sampling import UnitBatch
+
+C = 1.0
 
 
-def _loader(n: int = 64, batch: int = 8) -> DataLoader:
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(n, 5, generator=g), torch.randint(0, 2, (n,), generator=g)
-    return DataLoader(TensorDataset(x, y), batch_size=batch)
+class ZeroNoise:
+    """No noise at all: only to check clipping and summing exactly."""
+
+    secure = False
+
+    def uniform(self, n: int) -> np.ndarray:
+        return SECURE.uniform(n)
+
+    def normal(self, shape, std, like):  # type: ignore[no-untyped-def]
+        return torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
-def _ledger(tmp_path: Path) -> PrivacyLedger:
-    return PrivacyLedger.open(tmp_path / "l.jsonl", PrivacyBudget(5.0, 1e-5), "h")
+def _plan(q: float = 0.5, sigma: float = 1.0) -> SpendPlan:
+    return SpendPlan("run", sigma, q, 10, C, 1.0)
 
 
-def test_sample_rate_is_what_opacus_samples_with() -> None:
-    loader = _loader(93 * 4, 4)
-    assert sample_rate_of(loader) == 1 / 93
-    # Opacus' Poisson loader yields int(1/q) batches: 92 here, not 93.
-    assert steps_per_epoch(sample_rate_of(loader)) == 92
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 2))
 
 
-def test_private_round_charges_the_steps_taken(tmp_path: Path) -> None:
-    ledger, loader = _ledger(tmp_path), _loader()
-    q = sample_rate_of(loader)
-    plan = ledger.plan("run-1", q, 3 * steps_per_epoch(q), 1.0, run_epsilon=2.0)
-    model = nn.Linear(5, 2)
-    before = model.weight.detach().clone()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    with private_training(ledger, plan, steps_per_epoch(q)) as session:
-        model, optimizer, loader = session.make_private(
-            model, optimizer, loader, seed=1
-        )
-        assert optimizer.noise_multiplier == plan.noise_multiplier
-        assert optimizer.max_grad_norm == 1.0
-        for x, y in loader:
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
-    assert not torch.equal(before, model._module.weight)
-    entry = PrivacyLedger(ledger.path).entries[-1]
-    assert entry["steps"] == session.steps == steps_per_epoch(q)
-    assert entry["sample_rate"] == q and entry["accountant"] == "rdp"
-    assert 0 < entry["epsilon_after"] < 2.0
+def test_os_noise_is_standard_normal_and_never_repeats() -> None:
+    a = SECURE.standard_normal(200_000)
+    b = SECURE.standard_normal(200_000)
+    assert abs(a.mean()) < 0.01 and abs(a.std() - 1) < 0.01
+    assert abs(np.mean(a**4) - 3) < 0.1  # Gaussian kurtosis
+    assert not np.array_equal(a, b)
+    torch.manual_seed(0)
+    first = SECURE.normal(torch.Size([50]), 2.0, torch.zeros(1))
+    torch.manual_seed(0)  # reseeding torch changes nothing: the noise is not torch's
+    assert not torch.equal(first, SECURE.normal(torch.Size([50]), 2.0, torch.zeros(1)))
 
 
-def test_failed_round_still_charges_what_it_spent(tmp_path: Path) -> None:
-    ledger, loader = _ledger(tmp_path), _loader()
-    q = sample_rate_of(loader)
-    plan = ledger.plan("run-1", q, 100, 1.0, run_epsilon=2.0)
-    lstm = DPLSTM(5, 4, batch_first=True)
-    head = nn.Linear(4, 2)
-    model = nn.ModuleDict({"lstm": lstm, "head": head})
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(RuntimeError, match="hospital network"):
-        with private_training(ledger, plan, 8, note="round 1") as session:
-            private, optimizer, dp_loader = session.make_private(
-                model, optimizer, loader, seed=0
+def test_entry_points_refuse_the_test_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TEST_SWITCH, "1")
+    with pytest.raises(PrivacyError, match="fedcare train refuses"):
+        refuse_test_randomness("fedcare train")
+    monkeypatch.delenv(TEST_SWITCH)
+    refuse_test_randomness("fedcare train")
+
+
+def test_units_and_rates() -> None:
+    units = Units.of(np.array(["p1", "p2", "p1", "p3"]), 4, "patient")
+    assert units.count == 3 and list(units.index) == [0, 1, 0, 2]
+    assert Units.of(None, 4, "example").count == 4
+    assert sample_rate_for(300, 64) == pytest.approx(1 / 5)
+    assert steps_per_epoch(1 / 5) == 5
+    with pytest.raises(Exception, match="Unknown privacy unit 'beat'"):
+        Units.of(None, 4, "beat")
+
+
+def test_poisson_sampler_rate_and_per_patient_cap() -> None:
+    groups = np.repeat(np.arange(100), 30)  # 100 patients x 30 examples
+    units = Units.of(groups, len(groups), "patient")
+    sampler = PoissonUnitSampler(units, 0.2, examples_per_unit=8)
+    sizes = []
+    for batch in sampler.batches(200):
+        sizes.append(batch.n_units)
+        counts = np.bincount(batch.unit_pos, minlength=batch.n_units)
+        assert counts.max(initial=0) <= 8
+        # every row of one unit position comes from one patient
+        for k in range(batch.n_units):
+            assert len(set(groups[batch.rows[batch.unit_pos == k]])) == 1
+        np.testing.assert_allclose(np.bincount(batch.unit_pos, batch.weight), 1.0)
+    assert abs(np.mean(sizes) - 20) < 1.5  # q * 100 in expectation
+
+
+def _step(model, optimizer, batch: UnitBatch, x, y) -> None:
+    optimizer.zero_grad()
+    if len(batch.rows):
+        rows = torch.as_tensor(batch.rows)
+        torch.nn.functional.cross_entropy(model(x[rows]), y[rows]).backward()
+    optimizer.set_batch(batch, torch.device("cpu"))
+    optimizer.step()
+
+
+def test_each_patient_is_clipped_as_one() -> None:
+    """The step equals: per patient mean of example grads, clipped to C, summed."""
+    x, y = 3 * torch.randn(6, 1, 3), torch.tensor([0, 1, 1, 0, 1, 0])
+    patient = np.array([0, 0, 0, 1, 2, 2])
+    batch = UnitBatch(np.arange(6), patient, np.array([1 / 3] * 3 + [1] + [0.5] * 2), 3)
+    plan = _plan(q=0.5)
+    reference_model = _model()
+    expected = [torch.zeros_like(p) for p in reference_model.parameters()]
+    for unit in range(3):
+        rows = np.flatnonzero(patient == unit)
+        grads = []
+        for i in rows:
+            reference_model.zero_grad()
+            loss = torch.nn.functional.cross_entropy(
+                reference_model(x[i : i + 1]), y[i : i + 1]
             )
-            for x, y in dp_loader:
-                out, _ = private._module["lstm"](x.unsqueeze(1))
-                logits = private._module["head"](out[:, -1])
-                optimizer.zero_grad()
-                nn.functional.cross_entropy(logits, y).backward()
-                optimizer.step()
-                raise RuntimeError("hospital network down")
-    entry = PrivacyLedger(ledger.path).entries[-1]
-    assert entry["steps"] == 1 and entry["note"] == "round 1"
+            loss.backward()
+            grads.append([p.grad.clone() for p in reference_model.parameters()])
+        mean = [sum(g[k] for g in grads) / len(rows) for k in range(len(expected))]
+        norm = math.sqrt(sum(float((m**2).sum()) for m in mean))
+        factor = min(1.0, C / (norm + 1e-6))
+        expected = [e + factor * m for e, m in zip(expected, mean, strict=True)]
+    model = _model()
+    start = [p.detach().clone() for p in model.parameters()]
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    dp_model, dp_opt = make_private(model, sgd, plan, n_units=6, randomness=ZeroNoise())
+    _step(dp_model, dp_opt, batch, x, y)
+    expected_batch = plan.sample_rate * 6
+    for p, s, e in zip(model.parameters(), start, expected, strict=True):
+        torch.testing.assert_close(
+            s - p.detach(), e / expected_batch, atol=1e-5, rtol=1e-4
+        )
+    dp_model._close()
 
 
-def test_wrong_sample_rate_is_refused_before_wrapping(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
-    plan = ledger.plan("run-1", 1 / 4, 100, 1.0, run_epsilon=1.0)
-    model = nn.Linear(5, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(PrivacyError, match="planned with sample rate"):
-        make_private(model, optimizer, _loader(64, 8), plan)
+def test_an_empty_poisson_batch_is_a_noise_only_step() -> None:
+    model = _model()
+    start = [p.detach().clone() for p in model.parameters()]
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    dp_model, dp_opt = make_private(model, sgd, _plan(), n_units=4)
+    empty = np.zeros(0, dtype=np.int64)
+    _step(dp_model, dp_opt, UnitBatch(empty, empty, np.zeros(0), 0), None, None)
+    assert dp_opt.steps == 1
+    assert all(
+        not torch.equal(s, p) for s, p in zip(start, model.parameters(), strict=True)
+    )
+    dp_model._close()
 
 
-def test_dp_errors_and_fix() -> None:
-    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4))
-    assert any("BatchNorm" in error for error in dp_errors(model))
-    assert dp_errors(fix_for_dp(model)) == []
-    assert dp_errors(nn.Linear(5, 2)) == []
+def test_the_noise_has_the_planned_scale() -> None:
+    model = _model()
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    sigma = 3.0
+    dp_model, dp_opt = make_private(model, sgd, _plan(sigma=sigma), n_units=4)
+    seen: list[torch.Tensor] = []
+    dp_opt.noisy_grad_hooks.append(
+        lambda grads: seen.extend(g.flatten() for g in grads)
+    )
+    empty = np.zeros(0, dtype=np.int64)
+    for _ in range(200):
+        _step(dp_model, dp_opt, UnitBatch(empty, empty, np.zeros(0), 0), None, None)
+    noise = torch.cat(seen)
+    assert float(noise.std()) == pytest.approx(sigma * C, rel=0.05)
+    dp_model._close()
+
+
+def test_private_training_reserves_then_settles(tmp_path: Path) -> None:
+    ledger = PrivacyLedger.open(tmp_path / "l.jsonl", PrivacyBudget(5.0, 1e-5), "h")
+    plan = ledger.plan("run", 0.25, 40, C, run_epsilon=1.0, privacy_unit="example")
+    with pytest.raises(RuntimeError, match="boom"):
+        with private_training(ledger, plan, 20) as session:
+            model = _model()
+            sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+            dp_model, dp_opt = session.make_private(model, sgd, 8)
+            empty = np.zeros(0, dtype=np.int64)
+            for _ in range(3):
+                _step(
+                    dp_model,
+                    dp_opt,
+                    UnitBatch(empty, empty, np.zeros(0), 0),
+                    None,
+                    None,
+                )
+            raise RuntimeError("boom")
+    again = PrivacyLedger(ledger.path)
+    assert [e["steps"] for e in again.entries] == [3]
+    assert again.reserved_open == []
+    with pytest.raises(BudgetExceededError):
+        with private_training(again, plan, 38):  # 3 + 38 > the run's 40 steps
+            pass
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_noise_is_drawn_for_cuda_parameters() -> None:
+    like = torch.zeros(4, device="cuda")
+    noise = SECURE.normal(torch.Size([1000]), 1.0, like)
+    assert noise.is_cuda and 0.8 < float(noise.std()) < 1.2
