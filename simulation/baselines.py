@@ -10,8 +10,9 @@
 All three columns (these two and ``federated``) are measured on the same
 test split of each hospital, from score histograms at one threshold per
 model (``shared_models.pooled``), exactly as the federation is judged.
-Baseline DP spending is charged to baseline ledgers in the run folder, not to
-the hospitals' own ledgers: a baseline is a simulation artefact.
+The local-only baseline trains on the same patients as the federation, so
+its DP spending is charged to each hospital's OWN ledger (one ledger per
+dataset), under the hospital's privacy unit and split.
 """
 
 from __future__ import annotations
@@ -36,8 +37,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Site:
+    """A simulated hospital: its data, ledger, budget and policy."""
+
     hospital_id: str
     data_path: Path
+    ledger_path: Path | None = None
+    epsilon: float = 8.0
+    delta: float = 1e-5
+    privacy_unit: str = "patient"
+    split_seed: int = 0
+
+    @classmethod
+    def of(cls, node: dict[str, Any]) -> Site:
+        """The site of one hospitals-file entry (a node config)."""
+        return cls(
+            str(node["hospital-id"]),
+            Path(node["data-path"]),
+            Path(node["ledger-path"]),
+            float(node["epsilon"]),
+            float(node.get("delta", 1e-5)),
+            str(node.get("privacy-unit", "patient")),
+            int(node.get("split-seed", 0)),
+        )
 
 
 def _config(run: RunConfig, fit: Arrays, task: Any) -> TrainConfig:
@@ -101,30 +122,37 @@ def _swap(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
-def local_only(
-    run: RunConfig, site: Site, ledger_dir: Path
-) -> tuple[str, dict[str, Any]]:
+def local_only(run: RunConfig, site: Site) -> tuple[str, dict[str, Any]]:
     """Train ``site`` alone with DP; return (hospital id, its test metrics)."""
     from client.privacy import PrivacyBudget, PrivacyLedger
+    from client.privacy.fingerprint import dataset_fingerprint
 
     task = get_task(run.task)
-    prepared = task.prepare(site.data_path, seed=run.seed)
+    prepared = task.prepare(site.data_path, seed=site.split_seed)
     fit = task.fit_arrays(prepared)
     model = create_model(task.model, **task.model_config(prepared), dp=run.dp)
     private = None
     if run.dp:
+        if site.ledger_path is None:
+            raise ValueError(f"site {site.hospital_id} has no ledger")
         ledger = PrivacyLedger.open(
-            ledger_dir / f"{site.hospital_id}.jsonl",
-            PrivacyBudget(run.run_epsilon, 1e-5),
+            site.ledger_path,
+            PrivacyBudget(site.epsilon, site.delta),
             site.hospital_id,
+            dataset_fingerprint=dataset_fingerprint(site.data_path),
         )
-        private = PrivateRun(ledger, "local-only", run.run_epsilon)
-    train(model, fit.x, fit.y, _config(run, fit, task), private)
+        private = PrivateRun(
+            ledger,
+            f"{run.run_name or 'run'}-local-only",
+            run.run_epsilon,
+            privacy_unit=site.privacy_unit,
+        )
+    train(model, fit.x, fit.y, _config(run, fit, task), private, groups=fit.groups)
     metrics = judge(run.task, model, [prepared.val], {site.hospital_id: prepared.test})
     return site.hospital_id, metrics[site.hospital_id]
 
 
-def _local_only_job(args: tuple[RunConfig, Site, Path]) -> tuple[str, dict[str, Any]]:
+def _local_only_job(args: tuple[RunConfig, Site]) -> tuple[str, dict[str, Any]]:
     import torch
 
     torch.set_num_threads(1)
@@ -132,9 +160,9 @@ def _local_only_job(args: tuple[RunConfig, Site, Path]) -> tuple[str, dict[str, 
 
 
 def all_local_only(
-    run: RunConfig, sites: list[Site], ledger_dir: Path, workers: int = 2
+    run: RunConfig, sites: list[Site], workers: int = 2
 ) -> dict[str, dict[str, Any]]:
-    jobs = [(run, site, ledger_dir) for site in sites]
+    jobs = [(run, site) for site in sites]
     if workers <= 1:
         return dict(map(_local_only_job, jobs))
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -144,7 +172,9 @@ def all_local_only(
 def centralized(run: RunConfig, sites: list[Site]) -> dict[str, dict[str, Any]]:
     """Pool every hospital's training split, train without DP, judge per hospital."""
     task = get_task(run.task)
-    prepared = {s.hospital_id: task.prepare(s.data_path, seed=run.seed) for s in sites}
+    prepared = {
+        s.hospital_id: task.prepare(s.data_path, seed=s.split_seed) for s in sites
+    }
     fits = [task.fit_arrays(p) for p in prepared.values()]
     x = np.concatenate([f.x for f in fits])
     y = None if fits[0].y is None else np.concatenate([f.y for f in fits])

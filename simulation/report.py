@@ -118,7 +118,8 @@ def _table(summary: dict[str, Any]) -> str:
         )
         rows.append(
             f"<tr><td>{html.escape(hid)}</td>{cells}"
-            f"<td>{_fmt(entry.get('epsilon_spent'))} / {_fmt(entry.get('epsilon_budget'))}"
+            f"<td>{_fmt(entry.get('epsilon_spent'))} / "
+            f"{_fmt(entry.get('epsilon_budget'))}"
             "</td></tr>"
         )
     means = "".join(f"<td><b>{_fmt(summary['means'].get(c))}</b></td>" for c in COLUMNS)
@@ -153,15 +154,20 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     body = "".join(
         f'<img alt="plot" src="data:image/png;base64,{img}">' for img in images
     )
+    privacy = summary.get("privacy") or {}
+    guarantee = html.escape(str(privacy.get("guarantee", "not recorded")))
+    secagg = "on" if summary["run_config"]["secagg"] else "off"
+    strategy = html.escape(summary["run_config"]["strategy"])
+    minutes = sum(v for v in summary["timings"].values()) / 60
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>fedcare run {html.escape(summary["run_name"])}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 img{{max-width:100%;display:block;margin:1em 0}}</style></head><body>
 <h1>fedcare: {html.escape(summary["task"])}, run {html.escape(summary["run_name"])}</h1>
-<p>{summary["rounds"]} rounds; DP {summary["run_config"]["dp"]}, SecAgg+
-{summary["run_config"]["secagg"]}, strategy {html.escape(summary["run_config"]["strategy"])};
-timings {html.escape(json.dumps(summary["timings"]))}</p>
+<p><b>Privacy:</b> {guarantee}. SecAgg+ {secagg}.</p>
+<p>{summary["rounds"]} rounds of {strategy}; {minutes:.1f} minutes in all.</p>
 <h2>Local-only vs federated vs centralized</h2>{_table(summary)}
 <h2>Plots</h2>{body}</body></html>"""
     path = Path(run_dir) / "report.html"

@@ -45,6 +45,7 @@ class SimulationOptions:
     ledger_dir: Path | None = None
     epsilon: float = 8.0
     delta: float = 1e-5
+    privacy_unit: str = "patient"
     with_baselines: bool = True
     overwrite: bool = False
     client_cpus: float = 1.0
@@ -55,7 +56,12 @@ class SimulationOptions:
 
     @property
     def ledgers(self) -> Path:
-        return self.ledger_dir or self.out.parent / "ledgers"
+        """Given hospitals' ledgers persist beside the run folder; a generated
+        cohort's live in the run folder (its synthetic patients are replaced,
+        with their ledgers, by ``--overwrite``, and kept by ``--resume``)."""
+        if self.ledger_dir is not None:
+            return self.ledger_dir
+        return self.out.parent / "ledgers" if self.data_dir else self.out / "ledgers"
 
 
 def hospital_dirs(opts: SimulationOptions, timings: dict[str, float]) -> list[Path]:
@@ -118,6 +124,13 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
             "ledger-path": str((opts.ledgers / f"{d.name}.jsonl").resolve()),
             "epsilon": opts.epsilon,
             "delta": opts.delta,
+            # The hospitals' own policies: in a simulation the researcher speaks
+            # for every hospital, so the command's flags set them.
+            "require-dp": opts.run.dp,
+            "require-secagg": opts.run.secagg,
+            "min-secagg-hospitals": 3,
+            "privacy-unit": opts.privacy_unit,
+            "split-seed": opts.seed,
         }
         for d in dirs
     ]
@@ -153,11 +166,13 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         verbose=opts.verbose,
     )
     timings["federation_s"] = round(time.monotonic() - start, 1)
-    sites = [baselines.Site(d.name, d) for d in dirs]
+    sites = [baselines.Site.of(node) for node in nodes]
     table: dict[str, dict[str, Any]] = {}
     if opts.with_baselines:
+        history = json.loads((opts.out / "history.json").read_text())
+        run = replace(run, run_name=history["run_name"])  # names the baselines' runs
         start = time.monotonic()
-        local = baselines.all_local_only(run, sites, opts.out / "baselines" / "ledgers")
+        local = baselines.all_local_only(run, sites)
         timings["local_only_s"] = round(time.monotonic() - start, 1)
         start = time.monotonic()
         central = baselines.centralized(run, sites)
@@ -206,10 +221,25 @@ def build_summary(
         entry["declined_rounds"] = len(declines)
         entry["decline_reason"] = declines[-1] if declines else ""
         entry["epsilon_budget"] = node["epsilon"]
+        entry["privacy_unit"] = node["privacy-unit"] if run.dp else "none"
         hospitals[hid] = entry
+    from client.privacy import guarantee_text
+
     return {
         "task": run.task,
         "run_name": history["run_name"],
+        "privacy": {
+            "privacy_unit": opts.privacy_unit if run.dp else "none",
+            "dp": run.dp,
+            "secagg": run.secagg,
+            "run_epsilon": run.run_epsilon if run.dp else None,
+            "epsilon_budget": opts.epsilon,
+            "delta": opts.delta,
+            "guarantee": guarantee_text(run.run_epsilon, opts.delta, opts.privacy_unit)
+            + " per hospital for this run (its ledger holds the cumulative total)"
+            if run.dp
+            else "none: trained without differential privacy",
+        },
         "rounds": len(rounds),
         "primary_metric": metric,
         "higher_is_better": higher,

@@ -84,7 +84,11 @@ def node_config(hospital_id: str) -> str:
         f'hospital-id="{hospital_id}" '
         f'data-path="/{PLACEHOLDER}/path/to/{hospital_id}/data" '
         f'ledger-path="/{PLACEHOLDER}/path/to/{hospital_id}/privacy-ledger.jsonl" '
-        f"epsilon={DEFAULT_EPSILON} delta={DEFAULT_DELTA}\n"
+        f"epsilon={DEFAULT_EPSILON} delta={DEFAULT_DELTA} "
+        # The hospital's own privacy policy (README: "The hospital's policy"):
+        # no run config from the aggregator can loosen it.
+        'require-dp=true require-secagg=true min-secagg-hospitals=3 '
+        'privacy-unit="patient" split-seed=0\n'
     )
 
 

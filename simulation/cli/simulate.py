@@ -62,6 +62,12 @@ def command(
     no_secagg: bool = typer.Option(
         False, "--no-secagg", help="Plain (unmasked) updates."
     ),
+    privacy_unit: str = typer.Option(
+        "patient",
+        "--privacy-unit",
+        help="What each hospital's guarantee protects: patient (all of a patient's "
+        "records) or example (one beat, window or stay) [default: patient].",
+    ),
     strategy: str = typer.Option(
         None, "--strategy", help="fedavg, fedprox or fedadam."
     ),
@@ -95,9 +101,12 @@ def command(
     with user_errors():
         from dataclasses import replace
 
+        from client.privacy import check_privacy_unit, refuse_test_randomness
         from server.config import RunConfig
         from simulation.runner import SimulationOptions, simulate
 
+        refuse_test_randomness("fedcare simulate")
+        check_privacy_unit(privacy_unit)
         overrides: dict[str, Any] = {
             "task": task,
             "seed": seed,
@@ -128,6 +137,7 @@ def command(
             ledger_dir=ledger_dir,
             epsilon=epsilon,
             delta=delta,
+            privacy_unit=privacy_unit,
             with_baselines=not no_baselines,
             overwrite=overwrite,
             client_cpus=client_cpus,

@@ -190,7 +190,10 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
     for h in HOSPITALS:  # what each hospital does with its bundle: fill in its paths
         (out / "hospitals" / h / "node-config.txt").write_text(
             f'hospital-id="{h}" data-path="{data[h]}" ledger-path="{ledgers[h]}" '
-            "epsilon=8.0 delta=1e-05\n"
+            "epsilon=8.0 delta=1e-05 "
+            # 3 hospitals, one killed mid-round below: allow unmasking with 2
+            # (the default minimum of 3 would refuse that round, as it should)
+            "min-secagg-hospitals=2\n"
         )
     c = Consortium(root, out, env, data, ledgers, address=f"127.0.0.1:{port}")
     yield c

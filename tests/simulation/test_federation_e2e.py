@@ -5,9 +5,9 @@ fixtures), each run through ``simulation.engine.run_simulated`` with the real
 ServerApp and ClientApp; the ServerApp's Grid is wrapped to record every reply:
 
 - ``secagg_run``: DP + SecAgg+, 2 rounds (the CI run);
-- ``plain_run``: the same federation with plain FedAvg (same seed, DP noise and
-  Poisson sampling seeded by the run seed, so every hospital's update is the
-  same as in ``secagg_run``);
+- ``plain_run``: the same federation with plain FedAvg, its hospitals' policies
+  allowing it (DP noise is secret, so its updates differ from ``secagg_run``'s;
+  SecAgg+ against FedAvg on fixed inputs is ``test_secagg_fixed_inputs.py``);
 - ``resumed_run``: ``plain_run`` resumed to 3 rounds (with SecAgg+), after
   hospital h3 spent its whole budget elsewhere.
 """
@@ -123,6 +123,7 @@ def _simulate(
             "ledger-path": str(ledgers / f"{h}.jsonl"),
             "epsilon": BUDGET,
             "delta": 1e-5,
+            "require-secagg": run.secagg,
         }
         for h, path in zip(HOSPITALS, cohort, strict=True)
     ]
@@ -176,10 +177,8 @@ def secagg_run(
     cohort: list[Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Simulated:
     root = tmp_path_factory.mktemp("secagg")
-    # Planned like ``plain_run`` (3 rounds, stopped after 2) so both calibrate the
-    # same noise and their round-1 updates can be compared.
-    run = _config(root / "run", secagg=True, num_server_rounds=3)
-    replies = _simulate(run, cohort, root / "ledgers", root / "flwr", stop_after=2)
+    run = _config(root / "run", secagg=True, num_server_rounds=2)
+    replies = _simulate(run, cohort, root / "ledgers", root / "flwr")
     return Simulated(run, root / "run", root / "ledgers", replies)
 
 
@@ -225,8 +224,10 @@ def _exhaust(path: Path) -> None:
         planned_steps=200,
         max_grad_norm=1.0,
         run_epsilon=ledger.remaining_epsilon,
+        privacy_unit="patient",
     )
-    ledger.charge(plan, 200, note="test: budget spent elsewhere")
+    reservation = ledger.reserve(plan, 200, note="test: budget spent elsewhere")
+    ledger.settle(reservation, 200)
 
 
 def _history(run_dir: Path) -> dict[str, Any]:
@@ -320,45 +321,6 @@ def test_each_ledger_spent_its_run_epsilon_within_budget(secagg_run: Simulated) 
         assert last[hospital]["epsilon_spent"] == pytest.approx(ledger.spent_epsilon)
 
 
-# -- 1. SecAgg+ aggregates what FedAvg aggregates, within the quantisation error -------
-
-
-def test_secagg_round_equals_fedavg_within_quantisation_bound(
-    secagg_run: Simulated, plain_run: Simulated
-) -> None:
-    """Flower's SecAgg+ (one client i, weight r_i = n_i / MW):
-    dq_i = round(r_i Q) / Q, client sends stochastic-round((dq_i p_i + C) Q / 2C),
-    server returns (sum dq_i p_i + E) / sum dq_i with |E| <= N 2C/Q (one unit of
-    stochastic rounding per client). Against FedAvg (weights r_i) the weight
-    rounding |dq_i - r_i| <= 1/2Q moves the average by at most
-    N/(Q sum dq_i) * max|p_i - avg| <= N 2C/(Q sum dq_i). Checkpoints are float32.
-    """
-    plaintext = _round1_plain(plain_run)
-    examples = [n for n, _ in plaintext.values()]
-    secagg = _checkpoint(secagg_run.run_dir, 1)
-    fedavg = _checkpoint(plain_run.run_dir, 1)
-    dq_total = sum(round(n / MAX_WEIGHT * QUANT) / QUANT for n in examples)
-    bound = 2 * len(examples) * 2 * CLIP / (QUANT * dq_total)
-    largest = max(float(np.abs(w).max()) for w in fedavg)
-    bound += 2 * largest * np.finfo(np.float32).eps
-
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(secagg, fedavg, strict=True))
-    moved = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(fedavg, _checkpoint(plain_run.run_dir, 2), strict=True)
-    )
-    print(
-        f"SecAgg+ vs FedAvg round 1: max |diff| = {diff:.3g}, bound = {bound:.3g}, "
-        f"examples = {examples}"
-    )
-
-    assert max(examples) <= MAX_WEIGHT and largest < CLIP  # no clipping, no overflow
-    assert (
-        0 < diff <= bound
-    )  # SecAgg+ really ran (quantisation noise), and within bound
-    assert moved > 100 * bound  # a round of training is far bigger than the bound
-
-
 def test_plain_round_is_fedavg_of_captured_updates(plain_run: Simulated) -> None:
     plaintext = _round1_plain(plain_run)
     total = sum(n for n, _ in plaintext.values())
@@ -375,31 +337,25 @@ def test_plain_round_is_fedavg_of_captured_updates(plain_run: Simulated) -> None
 
 
 def test_server_receives_masked_vectors_not_hospital_updates(
-    secagg_run: Simulated, plain_run: Simulated
+    secagg_run: Simulated,
 ) -> None:
-    plaintext = _round1_plain(plain_run)
-    masked = {h: reply for h, _, reply in _fit_replies(secagg_run.replies)[:3]}
-    assert sorted(masked) == sorted(plaintext) == list(HOSPITALS)
+    """What reaches the server under SecAgg+ is uniform noise mod 2^32.
 
-    for hospital, reply in masked.items():
-        n, update = plaintext[hospital]
+    A quantised update lies in [0, N * Q] (Q = 2^22, a few hospitals), a tiny
+    corner of [0, 2^32); a masked vector is spread over the whole range.
+    """
+    masked = {h: reply for h, _, reply in _fit_replies(secagg_run.replies)[:3]}
+    assert sorted(masked) == list(HOSPITALS)
+
+    for reply in masked.values():
         configs = reply.content.config_records[RECORD_KEY_CONFIGS]
         received = [_from_bytes(b) for b in configs[Key.MASKED_PARAMETERS]]
-        factor = round(n / MAX_WEIGHT * QUANT)
-        quantised = [(factor / QUANT * p + CLIP) * QUANT / (2 * CLIP) for p in update]
+        flat = np.concatenate([r.ravel().astype(np.float64) for r in received[1:]])
 
         # no plaintext weights travel with the reply
         assert all(len(rec) == 0 for rec in reply.content.array_records.values())
-        assert int(received[0].ravel()[0]) != factor  # the weight is masked too
-        # the masked vector is neither the update nor its quantisation (mod 2^32)
-        flat_q = np.concatenate([q.ravel() for q in quantised])
-        flat_r = np.concatenate([r.ravel().astype(np.float64) for r in received[1:]])
-        distance = np.abs((flat_r - np.round(flat_q)) % MOD_RANGE)
-        distance = np.minimum(distance, MOD_RANGE - distance)
-        assert flat_r.shape == flat_q.shape
-        assert np.mean(distance <= 2) < 0.01
-        flat_p = np.concatenate([p.ravel() for p in update])
-        assert not np.allclose(flat_r, flat_p, atol=1.0)
+        assert np.mean(flat > 4 * QUANT) > 0.9  # not a quantised update
+        assert abs(np.mean(flat) / MOD_RANGE - 0.5) < 0.05  # uniform mod 2^32
 
 
 def _from_bytes(data: bytes) -> np.ndarray:
