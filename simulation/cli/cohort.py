@@ -29,10 +29,11 @@ def _line(summary: dict) -> str:
     ecg = summary["summary"].get("ecg")
     if ecg is not None:
         beats = sum(ecg.values())
-        pct_v = 100.0 * ecg.get("V", 0) / max(beats, 1)
+        n_v = ecg.get("V", 0)
+        pct_v = 100.0 * n_v / max(beats, 1)
         fs = summary["profile"]["fs"]
         n = summary["profile"]["n_ecg_patients"]
-        parts.append(f"patients {n}, beats {beats}, V {pct_v:.1f}%, fs {fs} Hz")
+        parts.append(f"patients {n}, beats {beats}, V {n_v} ({pct_v:.1f}%), fs {fs} Hz")
     sig = summary["summary"].get("signals")
     if sig is not None:
         pct = 100.0 * sig["anomalous_rows"] / max(sig["rows"], 1)
@@ -54,7 +55,13 @@ _HOSPITALS = typer.Option(
 _OUT = typer.Option(..., "--out", help="Folder that receives the hospital_XX folders.")
 _SEED = typer.Option(0, "--seed", help="Cohort seed; same seed, same bytes.")
 _SCALE = typer.Option(
-    1.0, "--scale", help="Multiplies patients, sessions and stays (e.g. 0.2)."
+    1.0,
+    "--scale",
+    help=(
+        "Multiplies the patient counts (scale 1: 150-450 ECG patients, 40-80 "
+        "monitored patients, 200-400 ICU stays per hospital), never below 30, "
+        "12 and 40 (e.g. 0.2 for CI)."
+    ),
 )
 _OVERWRITE = typer.Option(
     False, "--overwrite", help="Replace hospital folders that already exist."

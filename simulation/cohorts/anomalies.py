@@ -15,6 +15,8 @@ ANOMALY_KINDS = (
     "amplitude_damping",
 )
 ABP, RESP = 0, 1
+MIN_LONG_S = 1.0  # shortest level shift, flatline, rhythm change, ...
+MARGIN_S = 3.0  # normal signal kept around every anomaly and at both ends
 
 
 @dataclass(frozen=True)
@@ -29,23 +31,32 @@ class Segment:
 def plan_segments(
     n: int, fs: float, rng: np.random.Generator, fraction: float
 ) -> list[Segment]:
-    """Non-overlapping segments covering about ``fraction`` of ``n`` rows."""
+    """Non-overlapping segments covering about ``fraction`` of ``n`` rows.
+
+    One to three spikes, and one to three longer anomalies of different kinds
+    (at least ``MIN_LONG_S`` each; no more than fit the budget at about 2 s
+    each, so a short session gets one).
+    """
     budget = max(int(fraction * n), 4)
+    n_spikes = int(rng.integers(1, 4))
+    long_total = budget - 2 * n_spikes
+    min_long = int(MIN_LONG_S * fs)
+    most = int(np.clip(long_total // (2 * min_long), 1, 3))
     kinds = list(
-        rng.choice(ANOMALY_KINDS[1:], size=int(rng.integers(2, 4)), replace=False)
+        rng.choice(
+            ANOMALY_KINDS[1:], size=int(rng.integers(1, most + 1)), replace=False
+        )
     )
-    kinds += ["spike"] * int(rng.integers(1, 4))
-    long_total = budget - 2 * kinds.count("spike")
-    shares = rng.dirichlet(np.full(len(kinds) - kinds.count("spike"), 3.0))
+    shares = rng.dirichlet(np.full(len(kinds), 3.0))
+    kinds += ["spike"] * n_spikes
     taken = np.zeros(n, dtype=bool)
-    segments, share_i = [], 0
-    margin = int(5 * fs)
-    for kind in kinds:
+    segments = []
+    margin = int(MARGIN_S * fs)
+    for i, kind in enumerate(kinds):
         if kind == "spike":
             length = int(rng.integers(1, 4))
         else:
-            length = max(int(shares[share_i] * long_total), int(2 * fs))
-            share_i += 1
+            length = max(int(shares[i] * long_total), min_long)
         for _ in range(100):
             start = int(rng.integers(margin, n - margin - length))
             if not taken[max(0, start - margin) : start + length + margin].any():

@@ -3,7 +3,9 @@
 Layout and encoding follow the MIT-BIH Arrhythmia Database: leads ``MLII`` and
 ``V1`` in mV, format 212, ADC gain 200, baseline 1024, annotations in ``.atr``
 with a ``+``/``(N`` rhythm annotation at sample 0 and one beat label per QRS,
-placed on its R peak (the largest excursion of MLII).
+placed on its R peak (the largest excursion of MLII). One record per patient,
+named after the patient (``p0001``): a 10 s resting ECG or a rhythm strip or
+Holter excerpt of up to 40 s.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import wfdb
 
 from simulation.cohorts.morphology import PatientShapes, beat_waves, draw_shapes, render
 from simulation.cohorts.noise import NoiseLevels, add_noise
@@ -23,9 +24,11 @@ from simulation.cohorts.rhythm import BeatSchedule, beat_schedule, draw_rhythm
 from simulation.cohorts.seeding import rng_for
 from simulation.cohorts.skew import (
     BURDEN_SIGMA,
+    FREQUENT_BURDEN_RANGE,
     PATIENT_BURDEN_RANGE,
     ectopic_patients,
 )
+from simulation.cohorts.wfdb_write import write_annotations, write_record_212
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,8 @@ class EcgRecord:
 
 
 def record_name(patient: int) -> str:
-    return f"p{patient:03d}"
+    """``p0001`` for patient 1: four digits hold every count up to scale 10."""
+    return f"p{patient:04d}"
 
 
 def _pvc_burden(
@@ -57,6 +61,8 @@ def _pvc_burden(
     if profile.label_skew is None:
         if rng.random() >= profile.pvc_patient_fraction:
             return 0.0
+        if rng.random() < profile.frequent_ectopy_fraction:  # runs of bigeminy
+            return float(rng.uniform(*FREQUENT_BURDEN_RANGE))
         factor = rng.lognormal(0, BURDEN_SIGMA)
         return float(np.clip(profile.pvc_burden_mean * factor, 0.05, 0.25))
     # label skew: a fixed set of ectopic patients, unbiased burden, wider range
@@ -92,6 +98,14 @@ def _fiducials(mlii: np.ndarray, times: np.ndarray, fs: int) -> np.ndarray:
     return idx[np.arange(len(idx)), np.argmax(np.abs(mlii[idx]), axis=1)]
 
 
+def _record_seconds(profile: HospitalProfile, rng: np.random.Generator) -> float:
+    """A 10 s resting ECG, or a rhythm strip / Holter excerpt of 10-40 s."""
+    shortest, longest = profile.record_seconds
+    if rng.random() < profile.resting_ecg_fraction:
+        return float(shortest)
+    return float(rng.uniform(shortest, longest))
+
+
 def synthesize_record(profile: HospitalProfile, patient: int) -> EcgRecord:
     """Synthesise patient ``patient`` (1-based) of ``profile``'s hospital."""
     rng = rng_for(profile.seed, profile.hospital_id, "ecg", patient)
@@ -109,7 +123,7 @@ def synthesize_record(profile: HospitalProfile, patient: int) -> EcgRecord:
         profile.fusion_rate if burden > 0 else 0.0,
     )
     shapes = draw_shapes(rng, n_foci)
-    duration = float(rng.uniform(*profile.record_seconds))
+    duration = _record_seconds(profile, rng)
     n = int(duration * fs)
     sched = beat_schedule(duration, rhythm, rng)
     # respiration modulates the electrical axis, hence the beat amplitude
@@ -152,25 +166,24 @@ def write_record(rec: EcgRecord, ecg_dir: Path) -> None:
     """Write ``rec`` as ``<name>.hea``, ``<name>.dat`` (212) and ``<name>.atr``."""
     digital = np.round(rec.signal * ADC_GAIN) + ADC_BASELINE
     digital = np.clip(digital, -2047, 2047).astype(np.int32)
-    wfdb.wrsamp(
+    write_record_212(
+        ecg_dir,
         rec.name,
-        fs=rec.fs,
-        units=["mV"] * len(LEADS),
-        sig_name=list(LEADS),
-        d_signal=digital,
-        fmt=["212"] * len(LEADS),
-        adc_gain=[ADC_GAIN] * len(LEADS),
-        baseline=[ADC_BASELINE] * len(LEADS),
-        comments=list(rec.comments),
-        write_dir=str(ecg_dir),
+        rec.fs,
+        digital,
+        LEADS,
+        ["mV"] * len(LEADS),
+        ADC_GAIN,
+        ADC_BASELINE,
+        rec.comments,
     )
-    wfdb.wrann(
+    write_annotations(
+        ecg_dir,
         rec.name,
         "atr",
         np.concatenate([[0], rec.ann_samples]).astype(np.int64),
-        symbol=["+"] + [str(s) for s in rec.symbols],
-        aux_note=["(N"] + [""] * len(rec.symbols),
-        write_dir=str(ecg_dir),
+        ["+"] + [str(s) for s in rec.symbols],
+        ["(N"] + [""] * len(rec.symbols),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal
@@ -19,6 +20,16 @@ class NoiseLevels:
     motion_bursts_per_min: float
 
 
+@lru_cache(maxsize=32)
+def _bandpass_design(order: int, low: float, high: float, fs: float) -> np.ndarray:
+    return signal.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+
+
+def _bandpass(order: int, low: float, high: float, fs: float) -> np.ndarray:
+    """Butterworth band-pass in second-order sections, designed once per fs."""
+    return _bandpass_design(order, low, high, fs).copy()
+
+
 def baseline_wander(
     n: int, fs: float, amp: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -33,8 +44,7 @@ def baseline_wander(
 def emg(n: int, fs: float, std: float, rng: np.random.Generator) -> np.ndarray:
     """Muscle noise: white noise band-limited to 20-150 Hz, in bursts of effort."""
     high = min(150.0, 0.45 * fs)
-    sos = signal.butter(4, [20.0, high], btype="bandpass", fs=fs, output="sos")
-    x = signal.sosfilt(sos, rng.standard_normal(n))
+    x = signal.sosfilt(_bandpass(4, 20.0, high, fs), rng.standard_normal(n))
     x *= std / max(float(np.std(x)), 1e-12)
     knots = rng.lognormal(0.0, 0.6, size=max(2, int(n / fs / 5) + 2))
     envelope = np.interp(np.arange(n), np.linspace(0, n - 1, len(knots)), knots)
@@ -59,7 +69,7 @@ def motion_bursts(
     """Electrode-motion artefacts: short, large, low-frequency transients."""
     out = np.zeros(n)
     count = rng.poisson(rate_per_min * n / fs / 60.0)
-    sos = signal.butter(2, [1.0, 10.0], btype="bandpass", fs=fs, output="sos")
+    sos = _bandpass(2, 1.0, 10.0, fs)
     for _ in range(count):
         length = int(rng.uniform(0.5, 3.0) * fs)
         start = int(rng.integers(0, max(1, n - length)))

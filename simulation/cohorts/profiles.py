@@ -4,6 +4,12 @@ Hospitals are deliberately non-IID: they differ in size, sampling rate, mains
 frequency, noise, heart-rate range, prevalence of ectopy, ICU case mix and how
 often the nurses chart vitals. An optional Dirichlet label skew (``skew.py``)
 redistributes ectopy and deterioration across the cohort on top of that.
+
+Sizes follow a real hospital's archive, because the privacy unit is the patient
+(patient-level DP needs many patients): at scale 1, 150-450 ECG patients with
+one short record each (10 s resting ECGs, rhythm strips and Holter excerpts up
+to 40 s), 40-80 monitored patients with a 30-60 s session each and 200-400 ICU
+stays. ``scale`` multiplies these counts down to the floors in ``FLOORS``.
 """
 
 from __future__ import annotations
@@ -14,8 +20,15 @@ from client.errors import ConfigError
 from simulation.cohorts.seeding import rng_for, stable_seed
 from simulation.cohorts.skew import apply_label_skew, check_label_skew
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 FS_CHOICES = (250, 360, 500)
+# patient counts at scale 1 (lower bound, upper bound inclusive)
+ECG_PATIENTS = (150, 450)
+SESSIONS = (40, 80)
+STAYS = (200, 400)
+# the fewest of each a hospital gets at any scale: enough patients for a
+# 70/15/15 split by patient and for DP-SGD to sample patients
+FLOORS = {"ecg": 30, "signals": 12, "vitals": 40}
 
 
 @dataclass(frozen=True)
@@ -30,9 +43,11 @@ class HospitalProfile:
     fs: int
     mains_hz: int
     record_seconds: tuple[float, float]
+    resting_ecg_fraction: float  # records of exactly record_seconds[0] (10 s)
     hr_range: tuple[float, float]
     pvc_patient_fraction: float
     pvc_burden_mean: float
+    frequent_ectopy_fraction: float  # of PVC patients: bigeminy, 30-45 % V
     multifocal_fraction: float
     apc_rate: float
     fusion_rate: float
@@ -78,8 +93,8 @@ def hospital_dirname(hospital_id: int) -> str:
     return f"hospital_{hospital_id:02d}"
 
 
-def _scaled(count: float, scale: float) -> int:
-    return max(1, int(round(count * scale)))
+def _scaled(count: float, scale: float, floor: int) -> int:
+    return max(floor, int(round(count * scale)))
 
 
 def hospital_profile(
@@ -92,7 +107,8 @@ def hospital_profile(
     """Derive the profile of hospital ``hospital_id`` (1-based) for ``seed``.
 
     ``scale`` multiplies the numbers of ECG patients, monitoring sessions and ICU
-    stays (CI uses small scales); every other parameter is independent of it.
+    stays (CI uses small scales), never below ``FLOORS`` (30 ECG patients, 12
+    sessions, 40 stays); every other parameter is independent of it.
     With ``label_skew`` (a Dirichlet alpha) the hospital's ectopy and
     deterioration prevalence follow its share of the cohort of ``hospitals``
     (see :mod:`simulation.cohorts.skew`); without it the profile is unchanged.
@@ -126,13 +142,17 @@ def _base_profile(hospital_id: int, seed: int, scale: float) -> HospitalProfile:
         hospital_id=hospital_id,
         seed=seed,
         scale=scale,
-        n_ecg_patients=_scaled(r.integers(8, 31), scale),
+        n_ecg_patients=_scaled(
+            r.integers(*ECG_PATIENTS, endpoint=True), scale, FLOORS["ecg"]
+        ),
         fs=fs,
         mains_hz=int(r.choice([50, 60])),
-        record_seconds=(120.0, 240.0),
+        record_seconds=(10.0, 40.0),
+        resting_ecg_fraction=round(float(r.uniform(0.3, 0.7)), 3),
         hr_range=(round(hr_low, 1), round(hr_low + float(r.uniform(20, 40)), 1)),
         pvc_patient_fraction=round(float(r.uniform(0.25, 0.8)), 3),
         pvc_burden_mean=round(float(r.uniform(0.06, 0.18)), 3),
+        frequent_ectopy_fraction=round(float(r.uniform(0.05, 0.2)), 3),
         multifocal_fraction=round(float(r.uniform(0.1, 0.4)), 3),
         apc_rate=round(float(r.uniform(0.002, 0.02)), 4),
         fusion_rate=round(float(r.uniform(0.0, 0.08)), 3),
@@ -140,11 +160,13 @@ def _base_profile(hospital_id: int, seed: int, scale: float) -> HospitalProfile:
         emg_noise_mv=round(float(r.uniform(0.005, 0.03)), 4),
         mains_noise_mv=round(float(r.uniform(0.0, 0.03)), 4),
         motion_bursts_per_min=round(float(r.uniform(0.0, 0.5)), 3),
-        n_sessions=_scaled(r.integers(4, 9), scale),
+        n_sessions=_scaled(
+            r.integers(*SESSIONS, endpoint=True), scale, FLOORS["signals"]
+        ),
         signals_fs=25.0,
-        session_seconds=(120.0, 240.0),
+        session_seconds=(30.0, 60.0),
         anomaly_fraction=(0.01, 0.05),
-        n_stays=_scaled(r.integers(60, 201), scale),
+        n_stays=_scaled(r.integers(*STAYS, endpoint=True), scale, FLOORS["vitals"]),
         deterioration_prevalence=round(float(r.uniform(0.05, 0.30)), 3),
         severity_beta=(round(float(r.uniform(1.5, 3.5)), 2), 3.0),
         vitals_interval_hours=round(float(r.uniform(1.0, 4.0)), 2),

@@ -26,6 +26,8 @@ PVC_RANGE = (0.0, 0.35)  # hospital-level fraction of V beats
 DETERIORATION_RANGE = (0.01, 0.60)
 PATIENT_BURDEN_RANGE = (0.01, 0.45)  # one patient's V fraction under skew
 BURDEN_SIGMA = 0.45  # log-sd of a patient's burden around the hospital mean
+# without skew, a few PVC patients have frequent ectopy (runs of bigeminy)
+FREQUENT_BURDEN_RANGE = (0.30, 0.45)
 # a hospital's mean burden per ectopic patient stays in this range; the rest of
 # the target comes from more (or fewer) patients with ectopy
 _BURDEN_MEAN = (0.03, 0.15)
@@ -65,7 +67,10 @@ def expected_pvc_fraction(profile: HospitalProfile) -> float:
     weights /= weights.sum()
     factor = np.exp(BURDEN_SIGMA * _Z)
     burden = np.clip(profile.pvc_burden_mean * factor, 0.05, 0.25)
-    return float(profile.pvc_patient_fraction * np.sum(weights * burden))
+    frequent = profile.frequent_ectopy_fraction
+    per_patient = (1 - frequent) * np.sum(weights * burden)
+    per_patient += frequent * float(np.mean(FREQUENT_BURDEN_RANGE))
+    return float(profile.pvc_patient_fraction * per_patient)
 
 
 def apply_label_skew(
@@ -76,7 +81,9 @@ def apply_label_skew(
     """``profile`` with ectopy and deterioration set from its Dirichlet share.
 
     ``cohort`` holds the unskewed profiles of all ``N`` hospitals; their mean
-    prevalences are what the shares redistribute.
+    prevalences are what the shares redistribute. Under skew every ectopic
+    patient's burden is lognormal around the mean (no separate frequent-ectopy
+    group), so the target is hit on average.
     """
     n = len(cohort)
     share = float(label_shares(profile.seed, n, alpha)[profile.hospital_id - 1])
@@ -95,6 +102,7 @@ def apply_label_skew(
         profile,
         pvc_patient_fraction=round(n_ectopic / n_patients, 6),
         pvc_burden_mean=round(burden, 4),
+        frequent_ectopy_fraction=0.0,
         deterioration_prevalence=round(
             float(np.clip(factor * mean_det, *DETERIORATION_RANGE)), 4
         ),

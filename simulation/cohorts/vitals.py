@@ -87,9 +87,10 @@ def _stay_values(stay: Stay, hours: np.ndarray, rng: np.random.Generator) -> np.
     return np.clip(vals, LIMITS[:, 0], LIMITS[:, 1])
 
 
-def _stay_frame(
+def _stay_rows(
     profile: HospitalProfile, stay: Stay, rng: np.random.Generator
-) -> pd.DataFrame:
+) -> tuple[np.ndarray, np.ndarray]:
+    """One stay's charting times (hours since admission) and charted vitals."""
     hours = _chart_times(profile, stay, rng)
     vals = _stay_values(stay, hours, rng)
     artefact = rng.random(vals.shape) < profile.artefact_rate
@@ -98,14 +99,36 @@ def _stay_frame(
     rates = np.full(6, profile.missing_rate)
     rates[3] = min(0.9, 3 * profile.missing_rate + 0.3)  # temperature charted less
     vals = np.where(rng.random(vals.shape) < rates, np.nan, vals)
-    frame = pd.DataFrame(np.round(vals), columns=list(VITALS[:6]))
+    return hours, vals
+
+
+def _frame(
+    stays: list[Stay], rows: list[tuple[np.ndarray, np.ndarray]]
+) -> pd.DataFrame:
+    """All stays' rows as one table (built once: hundreds of stays)."""
+    counts = [len(hours) for hours, _ in rows]
+    vals = np.concatenate([v for _, v in rows]).reshape(-1, 6)
+    hours = np.concatenate(
+        [s.admit_hours + h for s, (h, _) in zip(stays, rows, strict=True)]
+    )
+    frame = pd.DataFrame(
+        {
+            "patient_id": np.repeat([s.patient_id for s in stays], counts),
+            "stay_id": np.repeat([s.stay_id for s in stays], counts),
+            "timestamp": EPOCH + pd.to_timedelta(hours, "h"),
+        }
+    )
+    rounded = np.round(vals)
+    for k, name in enumerate(VITALS[:6]):
+        frame[name] = rounded[:, k]
     frame["temperature"] = np.round(vals[:, 3], 1)
-    frame["map"] = np.round((frame["sbp"] + 2 * frame["dbp"]) / 3.0, 0)
-    frame.insert(0, "timestamp", EPOCH + pd.to_timedelta(stay.admit_hours + hours, "h"))
-    frame.insert(0, "stay_id", stay.stay_id)
-    frame.insert(0, "patient_id", stay.patient_id)
-    frame["deterioration"] = np.int8(stay.deteriorates)
-    frame["length_of_stay_days"] = round(stay.los_days, 3)
+    frame["map"] = np.round((rounded[:, 4] + 2 * rounded[:, 5]) / 3.0, 0)
+    frame["deterioration"] = np.repeat(
+        np.array([s.deteriorates for s in stays], dtype=np.int8), counts
+    )
+    frame["length_of_stay_days"] = np.repeat(
+        [round(s.los_days, 3) for s in stays], counts
+    )
     return frame
 
 
@@ -129,13 +152,14 @@ def draw_stays(profile: HospitalProfile) -> list[Stay]:
 
 def vitals_frame(profile: HospitalProfile) -> pd.DataFrame:
     """The whole hospital's vitals table, sorted by stay and time."""
-    frames = [
-        _stay_frame(
+    stays = draw_stays(profile)
+    rows = [
+        _stay_rows(
             profile, s, rng_for(profile.seed, profile.hospital_id, "vitals", s.stay_id)
         )
-        for s in draw_stays(profile)
+        for s in stays
     ]
-    frame = pd.concat(frames, ignore_index=True)
+    frame = _frame(stays, rows)
     frame["timestamp"] = frame["timestamp"].astype("datetime64[ns]")
     return frame
 

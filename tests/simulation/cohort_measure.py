@@ -20,6 +20,21 @@ def read(path: Path) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     return mlii, int(rec.fs), ann.sample[beats], symbols[beats]
 
 
+def header_seconds(hea: Path) -> float:
+    """Duration (s) of a record from the first line of its ``.hea`` file."""
+    _, _, fs, n_samples = hea.read_text().split("\n", 1)[0].split()[:4]
+    return int(n_samples) / float(fs)
+
+
+def record_paths(hospitals: list[Path], per_hospital: int | None = None) -> list[Path]:
+    """Record paths (no suffix), the first ``per_hospital`` of each hospital."""
+    return [
+        p.with_suffix("")
+        for h in hospitals
+        for p in sorted((h / "ecg").glob("*.hea"))[:per_hospital]
+    ]
+
+
 def template(x: np.ndarray, fs: int, samples: np.ndarray) -> np.ndarray:
     """Median beat from 0.25 s before to 0.45 s after each sample."""
     pre, post = int(0.25 * fs), int(0.45 * fs)
