@@ -103,7 +103,15 @@ def _make_private(cfg: dict[str, Any], model: Any, opt: Any, x: Any, y: Any) -> 
             criterion=_Criterion(cfg["model"], model),
         )
         return dp_opt, criterion
+    if cfg["mode"] != "hooks":
+        raise NotImplementedError(
+            f"fedcare's engine computes per-sample gradients with Opacus' hooks; "
+            f"mode {cfg['mode']!r} is not wired into client/privacy"
+        )
+    import numpy as np
+
     from client.privacy import SpendPlan, make_private
+    from client.privacy.sampling import UnitBatch
 
     plan = SpendPlan(
         run_id="benchmark",
@@ -113,11 +121,20 @@ def _make_private(cfg: dict[str, Any], model: Any, opt: Any, x: Any, y: Any) -> 
         max_grad_norm=clip,
         target_epsilon=1e6,
         accountant="rdp",
+        privacy_unit="example",
     )
-    dp_model, dp_opt, _ = make_private(
-        model, opt, loader, plan, seed=cfg["seed"], grad_sample_mode=cfg["mode"]
-    )
-    return dp_opt, dp_model._module.loss
+    _, dp_opt = make_private(model, opt, plan, n_units=len(x))
+    rows = np.arange(cfg["batch"])
+    batch = UnitBatch(rows, rows, np.ones(len(rows)), len(rows))
+    device = next(model.parameters()).device
+    original_step = dp_opt.step
+
+    def step() -> Any:  # example-level: each row of the batch is its own unit
+        dp_opt.set_batch(batch, device)
+        return original_step()
+
+    dp_opt.step = step  # type: ignore[method-assign]
+    return dp_opt, model.loss
 
 
 def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
