@@ -108,6 +108,12 @@ def train_local(
                 training["epsilon_spent"], training["delta"], training["privacy_unit"]
             ),
             warning=training["too_few_units"],
+            # Said plainly: fitted on this hospital's data outside the DP
+            # accounting, so the card should stay at the hospital.
+            not_private=[
+                "threshold (chosen on the validation split)",
+                *(["normalisation"] if task.name == "signal-anomaly" else []),
+            ],
         )
     card = make_card(task, model, prepared, threshold, privacy)
     metrics = task.score(model, prepared.test, card)

@@ -210,6 +210,9 @@ def _train_private(
         units.count, units.kind, rate * units.count, rate, plan.noise_multiplier,
         noise_on_mean,
     )  # fmt: skip
+    warning = too_few_units(noise_on_mean)
+    if warning:
+        log.warning("%s (%d %ss)", warning, units.count, units.kind)
     ledger = private.ledger
     return {
         "train_loss": float(np.mean(losses[-max(1, len(losses) // config.epochs) :]))
@@ -223,7 +226,7 @@ def _train_private(
         "noise_multiplier": plan.noise_multiplier,
         "sample_rate": plan.sample_rate,
         "noise_on_mean_gradient": noise_on_mean,
-        "too_few_units": too_few_units(noise_on_mean),
+        "too_few_units": warning,
         "epsilon_spent": ledger.spent_epsilon,
         "epsilon_budget": ledger.budget.epsilon,
         "delta": ledger.budget.delta,
