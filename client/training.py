@@ -37,7 +37,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     # Patient-level DP: at most this many of a sampled patient's examples per step.
-    examples_per_unit: int = 16
+    examples_per_unit: int = 8
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -50,7 +50,7 @@ _PER_PATIENT = typer.Option(
     "--examples-per-patient",
     min=1,
     help="Patient-level DP: at most this many of a sampled patient's examples "
-    "per step [default: 16].",
+    "per step [default: 8].",
 )
 _NO_DP = typer.Option(False, "--no-dp", help="Train without differential privacy.")
 _EPOCHS = typer.Option(

@@ -96,7 +96,8 @@ class SignalAnomaly(Task):
     kind = "reconstruction"
     percentile = 99.0
     # ~1-2k windows per hospital and a small dense model: epochs are cheap.
-    train_defaults = {"epochs": 15, "batch_size": 64, "lr": 5e-3, "max_grad_norm": 1.0}
+    # The batch counts monitored patients under patient-level DP (tens per site).
+    train_defaults = {"epochs": 15, "batch_size": 8, "lr": 5e-3, "max_grad_norm": 1.0}
 
     def _arrays(
         self,
