@@ -59,7 +59,7 @@ _PER_PATIENT = typer.Option(
     "--examples-per-patient",
     min=1,
     help="Patient-level DP: at most this many of a sampled patient's examples "
-    "per step [default: 16].",
+    "per step [default: the task's].",
 )
 _FORMAT = typer.Option(
     OutputFormat.text, "--format", help="text for people, json for machines."

@@ -27,7 +27,8 @@ claim means the mechanism is broken. Measured resolution (``--canaries
 1000``, claim 2): a mechanism whose noise leaks ("known-noise") is caught; one
 that clips at twice the norm its noise is calibrated for
 ("double-sensitivity", true epsilon about 4) is NOT: its expected bound is
-about 1.5. Those two broken mechanisms exist for fedcare's tests only.
+1.3-1.6, and even 20000 canaries would only reach about 2. Those two broken
+mechanisms exist for fedcare's tests only.
 
 The audit trains on the hospital's data, at the hospital, and writes no model.
 It does NOT charge the privacy ledger: its summary is a function of a DP-SGD

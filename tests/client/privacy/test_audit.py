@@ -204,8 +204,8 @@ def test_cli_help() -> None:
 @pytest.mark.slow
 def test_cli_json_contract_and_exit_0(hospital: Path) -> None:
     args = ["--task", TASK, "--data", str(hospital), "--epsilon", "2"]
-    args += ["--canaries", "200", "--epochs", "1", "--examples-per-patient", "2"]
-    args += ["--format", "json"]
+    args += ["--canaries", "200", "--epochs", "1", "--batch-size", "100000"]
+    args += ["--examples-per-patient", "2", "--format", "json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
