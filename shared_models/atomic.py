@@ -8,13 +8,18 @@ from pathlib import Path
 
 
 def atomic_write_bytes(
-    path: str | os.PathLike[str], data: bytes, mode: int = 0o644
+    path: str | os.PathLike[str],
+    data: bytes,
+    mode: int = 0o644,
+    *,
+    exclusive: bool = False,
 ) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory.
 
     The temporary file is flushed and fsynced, then renamed over ``path``
     (``os.replace`` is atomic on POSIX), so a crash leaves either the old file
-    or the complete new one.
+    or the complete new one. With ``exclusive`` the file is created only if
+    ``path`` does not exist yet (``FileExistsError`` otherwise), never replaced.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +32,11 @@ def atomic_write_bytes(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        if exclusive:  # a hard link fails with FileExistsError if path exists
+            os.link(tmp, target)
+            Path(tmp).unlink()
+        else:
+            os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

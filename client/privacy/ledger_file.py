@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -243,15 +242,8 @@ def create_ledger(path: Path, records: list[dict[str, Any]]) -> list[dict[str, A
     for record in records:
         sealed.append(seal(record, sealed[-1]["hash"] if sealed else ""))
     data = b"".join(canonical_json(record) + b"\n" for record in sealed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.link(tmp, path)
+        atomic_write_bytes(path, data, FILE_MODE, exclusive=True)
     except FileExistsError:
         raise LedgerError(
             f"Privacy ledger {path} appeared while this process was creating it: "
@@ -260,13 +252,6 @@ def create_ledger(path: Path, records: list[dict[str, Any]]) -> list[dict[str, A
         ) from None
     except OSError as exc:
         raise LedgerError(f"Cannot create privacy ledger {path}: {exc}") from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the new directory entry survives a crash too
-    finally:
-        os.close(dir_fd)
     return sealed
 
 
