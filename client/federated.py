@@ -31,6 +31,7 @@ from shared_models.metrics import best_f1_threshold
 log = logging.getLogger(__name__)
 _PREPARED: dict[tuple[str, str, int], Prepared] = {}
 _FINGERPRINTS: dict[str, str] = {}
+DECLINED_BUDGET = "privacy budget: this round would exceed the hospital's budget"
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,9 @@ class Hospital:
                 server_round,
                 exc,
             )
-            metrics["declined"] = f"privacy budget: {exc}"
+            # The full reason (spent, budget, ledger path) stays in the
+            # hospital's log; the aggregator learns only that it declined.
+            metrics["declined"] = DECLINED_BUDGET
             metrics.update(self._budget_metrics())
             return weights, 0, metrics
         metrics.update(

@@ -16,6 +16,9 @@ node-config key          default    meaning
 ``split-seed``           0          the seed of this hospital's patient split
 =======================  =========  ==============================================
 
+``max-run-epsilon`` caps each run; the aggregator names runs and can start
+many, so only the node's total budget (``epsilon``) bounds all of them.
+
 A refused instruction is logged at the hospital with the full reason; the
 aggregator gets only :data:`GENERIC_REFUSAL`, which tells it nothing about the
 hospital's data or settings beyond the refusal itself.

@@ -56,12 +56,21 @@ class SimulationOptions:
 
     @property
     def ledgers(self) -> Path:
-        """Given hospitals' ledgers persist beside the run folder; a generated
-        cohort's live in the run folder (its synthetic patients are replaced,
-        with their ledgers, by ``--overwrite``, and kept by ``--resume``)."""
-        if self.ledger_dir is not None:
-            return self.ledger_dir
-        return self.out.parent / "ledgers" if self.data_dir else self.out / "ledgers"
+        """Where a generated cohort's ledgers live: in the run folder (its
+        synthetic patients are replaced, with their ledgers, by ``--overwrite``,
+        and kept by ``--resume``), unless ``--ledger-dir`` says otherwise."""
+        return self.ledger_dir if self.ledger_dir is not None else self.out / "ledgers"
+
+
+def ledger_path(opts: SimulationOptions, data: Path) -> Path:
+    """A hospital's ledger: ``--ledger-dir``'s, else for real data (``--data-dir``)
+    the same default ledger ``fedcare train`` uses for that data, else (a
+    generated cohort) one in the run folder."""
+    from client.privacy.location import default_ledger_path
+
+    if opts.ledger_dir is None and opts.data_dir is not None:
+        return default_ledger_path(data)
+    return (opts.ledgers / f"{data.name}.jsonl").resolve()
 
 
 def hospital_dirs(opts: SimulationOptions, timings: dict[str, float]) -> list[Path]:
@@ -121,7 +130,7 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         {
             "hospital-id": d.name,
             "data-path": str(d.resolve()),
-            "ledger-path": str((opts.ledgers / f"{d.name}.jsonl").resolve()),
+            "ledger-path": str(ledger_path(opts, d)),
             "epsilon": opts.epsilon,
             "delta": opts.delta,
             # The hospitals' own policies: in a simulation the researcher speaks

@@ -47,9 +47,9 @@ def command(
     ledger_dir: Path = typer.Option(
         None,
         "--ledger-dir",
-        help="Hospitals' privacy ledgers "
-        "[default: ledgers/ next to --out]; they persist across "
-        "runs.",
+        help="Hospitals' privacy ledgers [default: with --data-dir, each "
+        "hospital's own default ledger, the one fedcare train uses for that data; "
+        "for a generated cohort, RUN/ledgers].",
     ),
     epsilon: float = typer.Option(
         8.0, "--epsilon", help="Each hospital's total budget."
