@@ -50,7 +50,7 @@ import torch
 
 from client.errors import ConfigError
 from client.pipeline import build_model
-from client.privacy.accounting import calibrate_noise
+from client.privacy.accounting import DEFAULT_ACCOUNTANT, calibrate_noise
 from client.privacy.audit_stats import audit_from_scores
 from client.privacy.budget import SpendPlan, check_privacy_unit
 from client.privacy.engine import detach, make_private
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 # "fedcare" is the real mechanism; the other two are broken on purpose, for tests.
 MECHANISMS = ("fedcare", "known-noise", "double-sensitivity")
-ACCOUNTANT = "rdp"  # what fedcare's ledgers calibrate with (DEFAULT_ACCOUNTANT)
+ACCOUNTANT = DEFAULT_ACCOUNTANT  # what fedcare's ledgers calibrate with
 
 
 class RecordedNoise:

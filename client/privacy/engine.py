@@ -129,7 +129,9 @@ def make_private(
     the expected number of units per step, ``q * n_units``, scales the noisy sum.
     """
     if getattr(randomness, "secure", False) is not True:
-        logger.warning("DP noise is SEEDED (test-only): this training is not private")
+        logger.warning(
+            "DP randomness is not OS entropy (test-only): this training is not private"
+        )
     dp_model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
     dp_optimizer = UnitDPOptimizer(
         optimizer,
