@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=25
+
+# The utility benchmark (docs/benchmarks.md): JSON in benchmarks/results/.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/utility.py --markdown docs/benchmarks.md
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/utility.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -104,7 +104,7 @@ class Hospital:
 
     def __init__(self, settings: NodeSettings, run: RunConfig) -> None:
         self.settings = settings
-        self.run = run
+        self.run = run.resolved()
         self.task: Task = get_task(run.task)
 
     @property
@@ -202,8 +202,11 @@ class Hospital:
         run = self.run
         return TrainConfig(
             epochs=run.local_epochs,
+            steps=run.local_steps,
             batch_size=run.batch_size,
+            sample_rate=run.sample_rate,
             lr=run.learning_rate,
+            optimizer=run.local_optimizer,
             max_grad_norm=run.max_grad_norm,
             proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
             # Seeds augmentation only; DP noise and sampling use OS entropy.
@@ -234,9 +237,11 @@ class Hospital:
         return Units.of(fit.groups, len(fit), self.settings.policy.privacy_unit).count
 
     def _steps_per_round(self, fit: Any) -> int:
-        return self.run.local_epochs * steps_per_epoch(
-            self._units(fit), self.run.batch_size
-        )
+        if self.run.local_steps:
+            return self.run.local_steps
+        units = self._units(fit)
+        batch = self._train_config(0).unit_batch(units)
+        return self.run.local_epochs * steps_per_epoch(units, batch)
 
     def _private_run(self, run_name: str, fit: Any) -> PrivateRun | None:
         if not self.run.dp:

@@ -29,9 +29,15 @@ class TrainConfig:
     """Hyper-parameters of one local training call."""
 
     epochs: int = 3
-    batch_size: int = 64
+    # Expected batch; 0 means: under DP, ``sample_rate`` of the privacy units
+    # (patients) per step, without DP, ``PLAIN_BATCH`` examples.
+    batch_size: int = 0
     lr: float = 2e-3
     optimizer: str = "adam"
+    momentum: float = 0.0  # SGD only
+    # DP steps of this call; 0 means ``epochs`` epochs (1 / sample rate each).
+    steps: int = 0
+    sample_rate: float = 0.5
     max_grad_norm: float = 1.0
     proximal_mu: float = 0.0
     seed: int = 0
@@ -43,8 +49,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch-size must be >= 1, got {self.batch_size}")
+        if self.batch_size < 0:
+            raise ConfigError(
+                f"batch-size must be >= 1 (or 0 for the task's), got {self.batch_size}"
+            )
+        if not 0 < self.sample_rate <= 1:
+            raise ConfigError(f"sample rate must be in (0, 1], got {self.sample_rate}")
+        if self.steps < 0:
+            raise ConfigError(f"steps must be >= 0, got {self.steps}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
         if self.optimizer not in ("adam", "sgd"):
@@ -59,6 +73,20 @@ class TrainConfig:
             )
         if self.proximal_mu < 0:
             raise ConfigError(f"proximal-mu must be >= 0, got {self.proximal_mu}")
+
+    def unit_batch(self, n_units: int) -> int:
+        """The expected batch of privacy units of a DP step."""
+        if self.batch_size:
+            return self.batch_size
+        return max(1, math.ceil(self.sample_rate * n_units))
+
+    def plain_batch(self) -> int:
+        """The batch of non-private training."""
+        return self.batch_size or PLAIN_BATCH
+
+
+# Batch of non-private training when none is given.
+PLAIN_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -143,7 +171,7 @@ def train(
     )
     optimizer = _optimizer(model, config)
     if private is None:
-        loader = _loader(x, y, min(config.batch_size, len(x)), True, config.seed)
+        loader = _loader(x, y, min(config.plain_batch(), len(x)), True, config.seed)
         return _run_epochs(model, optimizer, loader, config, device, reference)
     return _train_private(
         model, optimizer, x, y, groups, config, device, reference, private
@@ -163,8 +191,8 @@ def _train_private(
     )
 
     units = Units.of(groups, len(x), private.privacy_unit)
-    rate = sample_rate_for(units.count, config.batch_size)
-    steps = config.epochs * steps_per_epoch(rate)
+    rate = sample_rate_for(units.count, config.unit_batch(units.count))
+    steps = config.steps or config.epochs * steps_per_epoch(rate)
     plan = private.ledger.plan(
         private.run_id,
         sample_rate=rate,
@@ -252,7 +280,9 @@ def too_few_units(noise_on_mean: float) -> str:
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+        return torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=config.momentum
+        )
     return torch.optim.Adam(model.parameters(), lr=config.lr)
 
 

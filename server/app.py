@@ -34,6 +34,7 @@ def run_federation(
     grid: Grid, context: Context, run: RunConfig, progress: Any = None
 ) -> FederatedRun:
     """Start (or resume) the run described by ``run``; run its remaining rounds."""
+    run = run.resolved()
     run_dir = Path(run.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _start_state(grid, run, run_dir)

@@ -4,11 +4,17 @@ Keys are Flower's kebab-case ``[tool.flwr.app.config]`` keys. The defaults
 below are the single source of truth: ``pyproject.toml`` mirrors them (a test
 checks it) and ``fedcare simulate`` starts from them. Handlers never read raw
 keys; they get a :class:`RunConfig`.
+
+The training keys (rounds, strategy, local epochs, batch, learning rates,
+clipping norm, local optimizer, sample rate) default to 0 or "", which means
+"the task's recipe" (``client.tasks.recipe``): :meth:`RunConfig.resolved`
+fills them, so ``fedcare train``, the federation and the baselines train the
+same way unless a key is set.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from client.errors import ConfigError
@@ -28,19 +34,22 @@ class RunConfig:
     """Every setting of one federated run (see README, "Run configuration")."""
 
     task: str = "ecg-arrhythmia"
-    num_server_rounds: int = 4
-    strategy: str = "fedavg"
+    num_server_rounds: int = 0
+    strategy: str = ""
     proximal_mu: float = 0.0
-    server_learning_rate: float = 0.05
+    server_learning_rate: float = 0.0
     fraction_fit: float = 1.0
     fraction_evaluate: float = 1.0
     min_fit_hospitals: int = 2
     min_evaluate_hospitals: int = 2
     min_available_hospitals: int = 2
-    local_epochs: int = 1
-    batch_size: int = 64
-    learning_rate: float = 0.001
-    max_grad_norm: float = 1.0
+    local_epochs: int = 0
+    local_steps: int = -1
+    batch_size: int = 0
+    learning_rate: float = 0.0
+    local_optimizer: str = ""
+    sample_rate: float = 0.0
+    max_grad_norm: float = 0.0
     run_epsilon: float = 2.0
     dp: bool = True
     secagg: bool = True
@@ -60,16 +69,28 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check(self.task in TASKS, "task", self.task, f"one of {', '.join(TASKS)}")
         _check(
-            self.strategy in STRATEGIES,
+            self.strategy in ("", *STRATEGIES),
             "strategy",
             self.strategy,
-            f"one of {', '.join(STRATEGIES)}",
+            f"one of {', '.join(STRATEGIES)} (or empty for the task's)",
         )
         _check(
-            self.num_server_rounds >= 1,
+            self.local_optimizer in ("", "sgd", "adam"),
+            "local-optimizer",
+            self.local_optimizer,
+            "sgd or adam (or empty for the task's)",
+        )
+        _check(
+            self.num_server_rounds >= 0,
             "num-server-rounds",
             self.num_server_rounds,
-            ">= 1",
+            ">= 1 (or 0 for the task's)",
+        )
+        _check(
+            0 <= self.sample_rate <= 1,
+            "sample-rate",
+            self.sample_rate,
+            "in (0, 1] (or 0 for the task's)",
         )
         for key in ("fraction_fit", "fraction_evaluate"):
             value = getattr(self, key)
@@ -78,15 +99,22 @@ class RunConfig:
             "min_fit_hospitals",
             "min_evaluate_hospitals",
             "min_available_hospitals",
-            "local_epochs",
-            "batch_size",
         ):
             _check(getattr(self, key) >= 1, _kebab(key), getattr(self, key), ">= 1")
+        _check(
+            self.local_steps >= -1,
+            "local-steps",
+            self.local_steps,
+            ">= 1, 0 for local-epochs epochs, or -1 for the task's",
+        )
+        for key in ("local_epochs", "batch_size"):
+            value = getattr(self, key)
+            _check(value >= 0, _kebab(key), value, ">= 1 (or 0 for the task's)")
+        for key in ("learning_rate", "max_grad_norm", "server_learning_rate"):
+            value = getattr(self, key)
+            _check(value >= 0, _kebab(key), value, "> 0 (or 0 for the task's)")
         for key in (
-            "learning_rate",
-            "max_grad_norm",
             "run_epsilon",
-            "server_learning_rate",
             "secagg_clipping_range",
             "secagg_max_weight",
             "secagg_timeout",
@@ -108,7 +136,8 @@ class RunConfig:
 
     @classmethod
     def from_run_config(cls, raw: dict[str, Any]) -> RunConfig:
-        """Parse Flower's ``context.run_config`` (kebab-case); unknown keys are errors."""
+        """Parse Flower's ``context.run_config`` (kebab-case), resolved; unknown
+        keys are errors."""
         known = {_kebab(f.name): f for f in fields(cls)}
         unknown = sorted(set(raw) - set(known))
         if unknown:
@@ -119,7 +148,32 @@ class RunConfig:
         for key, value in raw.items():
             field = known[key]
             values[field.name] = _coerce(key, value, type(getattr(cls, field.name)))
-        return cls(**values)
+        return cls(**values).resolved()
+
+    def resolved(self) -> RunConfig:
+        """This config with every unset training key taken from the task's recipe.
+
+        Idempotent. ``batch-size`` stays 0 when the recipe samples a fraction
+        (``sample-rate``) of each hospital's patients instead.
+        """
+        from client.tasks import get_task
+
+        recipe = get_task(self.task).recipe
+        return replace(
+            self,
+            num_server_rounds=self.num_server_rounds or recipe.rounds,
+            strategy=self.strategy or recipe.strategy,
+            server_learning_rate=self.server_learning_rate or recipe.server_lr,
+            local_epochs=self.local_epochs or recipe.local_epochs,
+            local_steps=recipe.local_steps
+            if self.local_steps < 0
+            else self.local_steps,
+            batch_size=self.batch_size or recipe.batch_size,
+            learning_rate=self.learning_rate or recipe.local_lr,
+            local_optimizer=self.local_optimizer or recipe.local_optimizer,
+            sample_rate=self.sample_rate or recipe.sample_rate,
+            max_grad_norm=self.max_grad_norm or recipe.max_grad_norm,
+        )
 
     def to_run_config(self) -> dict[str, Any]:
         return {_kebab(f.name): getattr(self, f.name) for f in fields(self)}

@@ -128,7 +128,8 @@ def make_strategy(
     if run.strategy == "fedprox":
         kwargs["proximal_mu"] = run.proximal_mu
     if run.strategy == "fedadam":
-        kwargs.update(eta=run.server_learning_rate, eta_l=run.learning_rate, tau=1e-3)
+        # tau is Adam's epsilon: far below the noised updates' scale (~1e-2).
+        kwargs.update(eta=run.server_learning_rate, eta_l=run.learning_rate, tau=1e-6)
     strategy = Recording(**kwargs)
     if run.strategy == "fedadam" and state.strategy_state:
         strategy.m_t = state.strategy_state.get("m_t")

@@ -1,8 +1,11 @@
 """The two baselines every hospital compares the federation with.
 
-* ``local_only``: the hospital trains alone, with DP-SGD at the same privacy
-  spend per run (``run-epsilon``) and the same number of local epochs as the
-  whole federated run, on its own split; threshold from its own validation.
+* ``local_only``: the hospital trains alone with ``fedcare train``'s recipe
+  (``client.tasks.recipe``: Adam over as many epochs as the whole federated
+  run, the run's batch and clipping norm), with DP-SGD at the same privacy
+  spend per run (``run-epsilon``), on its own split; threshold from its own
+  validation. The same models give the ``single_hospital`` arm: one
+  hospital's model used at every hospital (``cross``).
 * ``centralized``: all hospitals' training splits pooled in one place,
   without DP (the upper bound a federation tries to approach); threshold
   from the pooled validation splits.
@@ -61,11 +64,17 @@ class Site:
         )
 
 
-def _config(run: RunConfig, fit: Arrays, task: Any) -> TrainConfig:
-    return TrainConfig(
+def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
+    """``fedcare train``'s recipe over as many epochs as the federated run."""
+    if not dp:
+        return task.recipe.train_config(
+            False, seed=run.seed, loss_kwargs=task.loss_kwargs()
+        )
+    return task.recipe.train_config(
+        dp,
         epochs=run.num_server_rounds * run.local_epochs,
-        batch_size=run.batch_size,
-        lr=run.learning_rate,
+        steps=run.num_server_rounds * run.local_steps,
+        batch_size=(run.batch_size or None) if dp else None,
         max_grad_norm=run.max_grad_norm,
         seed=run.seed,
         loss_kwargs=task.loss_kwargs(),
@@ -76,6 +85,13 @@ def judge(
     task_name: str, model: Any, vals: list[Arrays], tests: dict[str, Arrays]
 ) -> dict[str, dict[str, Any]]:
     """Per-hospital test metrics at the threshold chosen on ``vals`` (pooled)."""
+    return judge_all(task_name, model, vals, tests)["hospitals"]
+
+
+def judge_all(
+    task_name: str, model: Any, vals: list[Arrays], tests: dict[str, Arrays]
+) -> dict[str, Any]:
+    """``{"pooled", "hospitals", "threshold"}`` of ``model`` on ``tests``."""
     task = get_task(task_name)
     if task.kind == "regression":
         replies = []
@@ -91,7 +107,7 @@ def judge(
                     },
                 )
             )
-        return evaluation.aggregate(task_name, replies)["hospitals"]
+        return evaluation.aggregate(task_name, replies)
     val_hists = [
         np.asarray(
             pooled.histogram(*_swap(scores_and_labels(task, model, v)), task.kind)
@@ -114,7 +130,7 @@ def judge(
                 },
             )
         )
-    return evaluation.aggregate(task_name, replies)["hospitals"]
+    return evaluation.aggregate(task_name, replies)
 
 
 def _swap(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +138,14 @@ def _swap(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
-def local_only(run: RunConfig, site: Site) -> tuple[str, dict[str, Any]]:
-    """Train ``site`` alone with DP; return (hospital id, its test metrics)."""
+def local_only(
+    run: RunConfig, site: Site, others: tuple[Site, ...] = ()
+) -> tuple[str, dict[str, Any]]:
+    """Train ``site`` alone with DP; return (hospital id, its test metrics).
+
+    With ``others``, the metrics carry ``cross``: the same model on every
+    site's test split (``site``'s threshold), pooled and per hospital.
+    """
     from client.privacy import PrivacyBudget, PrivacyLedger
     from client.privacy.fingerprint import dataset_fingerprint
 
@@ -147,12 +169,24 @@ def local_only(run: RunConfig, site: Site) -> tuple[str, dict[str, Any]]:
             run.run_epsilon,
             privacy_unit=site.privacy_unit,
         )
-    train(model, fit.x, fit.y, _config(run, fit, task), private, groups=fit.groups)
+    train(model, fit.x, fit.y, _config(run, task, run.dp), private, groups=fit.groups)
     metrics = judge(run.task, model, [prepared.val], {site.hospital_id: prepared.test})
-    return site.hospital_id, metrics[site.hospital_id]
+    own = dict(metrics[site.hospital_id])
+    if task.kind != "regression":
+        scores, labels = scores_and_labels(task, model, prepared.test)
+        own["test_histogram"] = pooled.histogram(labels, scores, task.kind)
+    if others:
+        tests = {site.hospital_id: prepared.test}
+        for other in others:
+            if other.hospital_id != site.hospital_id:
+                tests[other.hospital_id] = task.prepare(
+                    other.data_path, seed=other.split_seed
+                ).test
+        own["cross"] = judge_all(run.task, model, [prepared.val], tests)
+    return site.hospital_id, own
 
 
-def _local_only_job(args: tuple[RunConfig, Site]) -> tuple[str, dict[str, Any]]:
+def _local_only_job(args: tuple) -> tuple[str, dict[str, Any]]:
     import torch
 
     torch.set_num_threads(1)
@@ -160,17 +194,22 @@ def _local_only_job(args: tuple[RunConfig, Site]) -> tuple[str, dict[str, Any]]:
 
 
 def all_local_only(
-    run: RunConfig, sites: list[Site], workers: int = 2
+    run: RunConfig, sites: list[Site], workers: int = 2, cross: bool = False
 ) -> dict[str, dict[str, Any]]:
-    jobs = [(run, site) for site in sites]
+    """Every site's local-only metrics (``cross``: also on every other site)."""
+    others = tuple(sites) if cross else ()
+    jobs = [(run, site, others) for site in sites]
     if workers <= 1:
         return dict(map(_local_only_job, jobs))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return dict(pool.map(_local_only_job, jobs))
 
 
-def centralized(run: RunConfig, sites: list[Site]) -> dict[str, dict[str, Any]]:
-    """Pool every hospital's training split, train without DP, judge per hospital."""
+def centralized(run: RunConfig, sites: list[Site]) -> dict[str, Any]:
+    """Pool every hospital's training split, train without DP, judge per hospital.
+
+    Returns ``{"pooled", "hospitals", "threshold"}`` like the federation's.
+    """
     task = get_task(run.task)
     prepared = {
         s.hospital_id: task.prepare(s.data_path, seed=s.split_seed) for s in sites
@@ -181,10 +220,98 @@ def centralized(run: RunConfig, sites: list[Site]) -> dict[str, dict[str, Any]]:
     pooled_fit = Arrays(x, y, np.concatenate([f.groups for f in fits]))
     first = next(iter(prepared.values()))
     model = create_model(task.model, **task.model_config(first), dp=False)
-    train(model, pooled_fit.x, pooled_fit.y, _config(run, pooled_fit, task), None)
-    return judge(
+    train(model, pooled_fit.x, pooled_fit.y, _config(run, task, dp=False), None)
+    return judge_all(
         run.task,
         model,
         [p.val for p in prepared.values()],
         {h: p.test for h, p in prepared.items()},
     )
+
+
+def pool_own(task_name: str, local: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Pooled metrics of the local-only arm: every hospital's test examples,
+    each scored by its own hospital's model at that hospital's threshold."""
+    task = get_task(task_name)
+    if task.kind == "regression":
+        n = sum(m["n"] for m in local.values())
+        if not n:
+            return {"n": 0, "mae_days": None, "rmse_days": None}
+        mae = sum(m["n"] * m["mae_days"] for m in local.values()) / n
+        mse = sum(m["n"] * m["rmse_days"] ** 2 for m in local.values()) / n
+        return {"n": n, "mae_days": mae, "rmse_days": float(np.sqrt(mse))}
+    hists = [np.asarray(m["test_histogram"]) for m in local.values()]
+    total = pooled.pool(hists)
+    edges = pooled.bin_edges(task.kind)
+    tp = fp = fn = 0.0
+    for m, hist in zip(local.values(), hists, strict=True):
+        edge = int(np.searchsorted(edges, m["threshold"]))
+        tp += hist[1][edge:].sum()
+        fp += hist[0][edge:].sum()
+        fn += hist[1][:edge].sum()
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "n": int(total.sum()),
+        "positives": int(total[1].sum()),
+        "auroc": pooled.auroc(total),
+        "auprc": pooled.auprc(total),
+        "f1": 2 * precision * recall / (precision + recall)
+        if precision + recall
+        else 0.0,
+    }
+
+
+def pca_baseline(
+    run: RunConfig, sites: list[Site], components: int = 8
+) -> dict[str, Any]:
+    """A PCA reconstruction of the model's inputs, as an anomaly score.
+
+    Fitted (without DP, like ``centralized``) on every hospital's normal
+    training examples, flattened; the score of an example is its mean squared
+    reconstruction error, and it is judged exactly like the autoencoders
+    (threshold at the task's percentile of the pooled normal validation
+    scores).
+    """
+    task = get_task(run.task)
+    prepared = {
+        s.hospital_id: task.prepare(s.data_path, seed=s.split_seed) for s in sites
+    }
+    fit = np.concatenate(
+        [
+            task.fit_arrays(p).x.reshape(len(task.fit_arrays(p)), -1)
+            for p in prepared.values()
+        ]
+    )
+    mean = fit.mean(axis=0)
+    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
+    basis = vt[:components]
+    model = _PcaScorer(
+        mean, basis, task.fit_arrays(next(iter(prepared.values()))).x.shape[1:]
+    )
+    return judge_all(
+        run.task,
+        model,
+        [p.val for p in prepared.values()],
+        {h: p.test for h, p in prepared.items()},
+    )
+
+
+class _PcaScorer:
+    """Quacks like a fedcare autoencoder for ``predict``: per-example error."""
+
+    def __init__(self, mean: np.ndarray, basis: np.ndarray, shape: tuple) -> None:
+        self.mean, self.basis, self.shape = mean, basis, shape
+
+    def to(self, device: Any) -> _PcaScorer:
+        return self
+
+    def eval(self) -> _PcaScorer:
+        return self
+
+    def predict(self, x: Any) -> Any:
+        import torch
+
+        flat = x.reshape(len(x), -1).cpu().numpy() - self.mean
+        recon = flat @ self.basis.T @ self.basis
+        return torch.as_tensor(((flat - recon) ** 2).mean(axis=1))

@@ -123,6 +123,7 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
     """Run everything; returns the summary (also written to ``summary.json``)."""
     from simulation.engine import run_simulated
 
+    opts = replace(opts, run=opts.run.resolved())
     prepare_out(opts)
     timings: dict[str, float] = {}
     dirs = hospital_dirs(opts, timings)
@@ -177,23 +178,30 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
     timings["federation_s"] = round(time.monotonic() - start, 1)
     sites = [baselines.Site.of(node) for node in nodes]
     table: dict[str, dict[str, Any]] = {}
+    arms: dict[str, Any] = {}
     if opts.with_baselines:
         history = json.loads((opts.out / "history.json").read_text())
         run = replace(run, run_name=history["run_name"])  # names the baselines' runs
         start = time.monotonic()
-        local = baselines.all_local_only(run, sites)
+        local = baselines.all_local_only(run, sites, cross=True)
         timings["local_only_s"] = round(time.monotonic() - start, 1)
         start = time.monotonic()
         central = baselines.centralized(run, sites)
         timings["centralized_s"] = round(time.monotonic() - start, 1)
+        cross = {h: m.pop("cross") for h, m in local.items()}
         table = {
             s.hospital_id: {
                 "local_only": local[s.hospital_id],
-                "centralized": central[s.hospital_id],
+                "centralized": central["hospitals"][s.hospital_id],
             }
             for s in sites
         }
+        arms = {
+            "centralized": central["pooled"],
+            "single_hospital": {h: c["pooled"] for h, c in cross.items()},
+        }
     summary = build_summary(run, opts, nodes, table, timings)
+    summary["pooled_baselines"] = arms
     atomic_write_text(
         opts.out / "summary.json", json.dumps(summary, indent=2, default=str)
     )

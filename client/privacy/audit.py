@@ -269,7 +269,9 @@ def run_audit(
         "examples_per_unit": examples_per_unit,
     }
     setup = _prepare(task, data, privacy_unit, split_seed, overrides)
-    rate = sample_rate_for(setup.units.count, setup.config.batch_size)
+    rate = sample_rate_for(
+        setup.units.count, setup.config.unit_batch(setup.units.count)
+    )
     steps = setup.config.epochs * steps_per_epoch(rate)
     sigma = calibrate_noise(epsilon, delta, rate, steps, accountant=ACCOUNTANT)
     clip = setup.config.max_grad_norm

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from client.tasks.recipe import Recipe
 from shared_models.export import ModelCard
 
 
@@ -53,16 +54,12 @@ class Task:
     model: str = ""
     kind: str = ""  # binary | multiclass | regression | reconstruction
     classes: list[str] | None = None
-    # Recommended local training for this task's data size under DP-SGD
-    # (``TrainConfig`` fields; see ``recommended_config``).
-    train_defaults: dict[str, Any] = {}
+    # How this task trains, alone and federated (``client.tasks.recipe``).
+    recipe: Recipe = Recipe()
 
-    def recommended_config(self, **overrides: Any) -> Any:
-        """``TrainConfig`` from this task's defaults; ``None`` overrides are ignored."""
-        from client.training import TrainConfig
-
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return TrainConfig(**{**self.train_defaults, **given})
+    def recommended_config(self, dp: bool = True, **overrides: Any) -> Any:
+        """``TrainConfig`` of this task's recipe; ``None`` overrides are ignored."""
+        return self.recipe.train_config(dp, **overrides)
 
     def prepare(self, path: Path, seed: int = 0) -> Prepared:
         raise NotImplementedError
@@ -72,7 +69,11 @@ class Task:
 
     def model_config(self, prepared: Prepared) -> dict[str, Any]:
         x = prepared.train.x
-        return {"seq_len": int(x.shape[1]), "n_features": int(x.shape[2])}
+        return {
+            "seq_len": int(x.shape[1]),
+            "n_features": int(x.shape[2]),
+            **self.recipe.model,
+        }
 
     def fit_arrays(self, prepared: Prepared) -> Arrays:
         """The examples the model is trained on (autoencoders: normal ones only)."""

@@ -24,6 +24,7 @@ from client.data import (
 )
 from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task, label_counts, split_arrays
+from client.tasks.recipe import ECG_BEATS, local_adam
 from shared_models.export import ModelCard
 from shared_models.metrics import calibrate_threshold
 
@@ -67,11 +68,9 @@ def read_beats(path: Path, spec: dict[str, Any]) -> BeatSet:
 
 class _BeatTask(Task):
     data_kind = "ecg"
-    # A hospital has a few thousand beats: large batches keep the DP noise on the
-    # mean gradient small (sigma * clip / batch), a high learning rate and several
-    # epochs make up for the clipped, noisy steps.
-    # The batch counts patients under patient-level DP (up to 8 beats each).
-    train_defaults = {"epochs": 20, "batch_size": 128, "lr": 1e-2, "max_grad_norm": 1.0}
+    # The autoencoder keeps its earlier recipe (local Adam, 20 epochs of batches
+    # of 128 patients, up to 8 beats each), spread over 4 rounds in a federation.
+    recipe = local_adam(epochs=20, rounds=4, batch=128, lr=1e-2)
 
     def _labels(self, beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
         """(kept mask, label per kept beat)."""
@@ -114,12 +113,9 @@ class EcgArrhythmia(_BeatTask):
     kind = "binary"
     classes = ["N", "V"]
     label_names = ["N", "V"]
-    # Under patient-level DP the batch counts PATIENTS (up to 8 beats each).
-    # Measured on a default synthetic hospital (240 training patients, epsilon
-    # 2): batch 128, 20 epochs, lr 0.02 gave test AUROC 0.980 (40 steps at
-    # sigma 7.0); batch 32, 12 epochs, lr 0.01 gave 0.437 (96 steps, sigma
-    # 2.9): large patient batches keep the noise on the mean gradient small.
-    train_defaults = {"epochs": 20, "batch_size": 128, "lr": 2e-2, "max_grad_norm": 1.0}
+    # DP-FedAdam, half of the patients per step, a small LSTM (32 x 1): see
+    # client.tasks.recipe and docs/benchmarks.md for the measurements.
+    recipe = ECG_BEATS
 
     def _labels(self, beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
         keep = np.isin(beats.aami, [N, V])

@@ -24,6 +24,7 @@ from client.data import (
 )
 from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task, label_counts, split_arrays
+from client.tasks.recipe import local_adam
 from shared_models.export import ModelCard
 
 HOURS = 48
@@ -34,7 +35,7 @@ class _VitalsTask(Task):
     label = ""
     # ~50 training stays: a batch of 64 would be the whole split (sample rate 1,
     # one step per epoch); small batches give DP-SGD amplification by sampling.
-    train_defaults = {"epochs": 30, "batch_size": 8, "lr": 5e-3, "max_grad_norm": 1.0}
+    recipe = local_adam(epochs=30, rounds=5, batch=8, lr=5e-3)
 
     def _target(self, vitals: VitalsSet, source: Path) -> np.ndarray:
         if self.label not in vitals.labels:

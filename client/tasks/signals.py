@@ -27,6 +27,7 @@ from client.data import (
 )
 from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task
+from client.tasks.recipe import local_adam
 from shared_models.export import ModelCard
 from shared_models.metrics import anomaly_metrics, calibrate_threshold
 
@@ -97,7 +98,7 @@ class SignalAnomaly(Task):
     percentile = 99.0
     # ~1-2k windows per hospital and a small dense model: epochs are cheap.
     # The batch counts monitored patients under patient-level DP (tens per site).
-    train_defaults = {"epochs": 15, "batch_size": 8, "lr": 5e-3, "max_grad_norm": 1.0}
+    recipe = local_adam(epochs=15, rounds=3, batch=8, lr=5e-3)
 
     def _arrays(
         self,

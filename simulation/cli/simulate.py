@@ -125,7 +125,7 @@ def command(
         ):
             if value is not None:
                 overrides[key] = value
-        run = replace(RunConfig(), **overrides)
+        run = replace(RunConfig(), **overrides).resolved()
         opts = SimulationOptions(
             out=out,
             run=run,

@@ -166,5 +166,5 @@ def test_every_task_recommends_a_training_config() -> None:
         config = task.recommended_config(seed=3)
         assert config.seed == 3 and config.epochs >= 1, name
     icu = get_task("icu-los").recommended_config(epochs=None, lr=0.1)
-    assert icu.lr == 0.1 and icu.epochs == get_task("icu-los").train_defaults["epochs"]
+    assert icu.lr == 0.1 and icu.epochs == get_task("icu-los").recipe.epochs
     assert icu.batch_size < 64  # ~50 training stays: never the whole split per step

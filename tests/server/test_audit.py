@@ -27,7 +27,9 @@ CARD = {
     "normalisation": {},
     "classes": None,
 }
-CONFIG = RunConfig(task="signal-anomaly", strategy="fedprox", proximal_mu=0.1)
+CONFIG = RunConfig(
+    task="signal-anomaly", strategy="fedprox", proximal_mu=0.1
+).resolved()
 
 
 def _weights(seed: int) -> list[np.ndarray]:

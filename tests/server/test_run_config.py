@@ -18,7 +18,30 @@ def test_pyproject_mirrors_the_defaults() -> None:
     table = tomllib.loads(PYPROJECT.read_text())["tool"]["flwr"]["app"]["config"]
 
     assert table == RunConfig().to_run_config()
-    assert RunConfig.from_run_config(table) == RunConfig()
+    assert RunConfig.from_run_config(table) == RunConfig().resolved()
+
+
+def test_unset_training_keys_come_from_the_tasks_recipe() -> None:
+    from client.tasks import get_task
+
+    for task in ("ecg-arrhythmia", "icu-los"):
+        recipe = get_task(task).recipe
+        run = RunConfig(task=task).resolved()
+
+        assert (run.num_server_rounds, run.strategy, run.local_epochs) == (
+            recipe.rounds,
+            recipe.strategy,
+            recipe.local_epochs,
+        )
+        assert (run.learning_rate, run.server_learning_rate, run.max_grad_norm) == (
+            recipe.local_lr,
+            recipe.server_lr,
+            recipe.max_grad_norm,
+        )
+        assert run.resolved() == run  # idempotent
+    # A key that is set wins over the recipe.
+    run = RunConfig(num_server_rounds=3, strategy="fedavg", batch_size=16).resolved()
+    assert (run.num_server_rounds, run.strategy, run.batch_size) == (3, "fedavg", 16)
 
 
 def test_kebab_keys_and_flower_string_values_are_coerced() -> None:
@@ -53,7 +76,7 @@ def test_kebab_keys_and_flower_string_values_are_coerced() -> None:
 def test_round_trip_through_run_config() -> None:
     run = RunConfig(task="icu-los", strategy="fedadam", secagg=False, run_name="x")
 
-    assert RunConfig.from_run_config(run.to_run_config()) == run
+    assert RunConfig.from_run_config(run.to_run_config()) == run.resolved()
     assert set(run.to_run_config()) == {
         f.name.replace("_", "-") for f in fields(RunConfig)
     }
@@ -91,11 +114,16 @@ def test_values_of_the_wrong_type_are_refused(raw: dict, message: str) -> None:
     [
         ({"task": "mnist"}, r"task = 'mnist': expected one of ecg-arrhythmia"),
         ({"strategy": "fedsgd"}, r"strategy = 'fedsgd': expected one of fedavg"),
-        ({"num-server-rounds": 0}, r"num-server-rounds = 0: expected >= 1"),
+        (
+            {"num-server-rounds": -1},
+            r"num-server-rounds = -1: expected >= 1 \(or 0 for the task's\)",
+        ),
+        ({"sample-rate": 1.5}, r"sample-rate = 1.5: expected in \(0, 1\]"),
+        ({"local-optimizer": "rmsprop"}, r"local-optimizer = 'rmsprop': expected sgd"),
         ({"fraction-fit": 0}, r"fraction-fit = 0.0: expected in \(0, 1\]"),
         ({"fraction-evaluate": 1.5}, r"fraction-evaluate = 1.5: expected in \(0, 1\]"),
         ({"min-fit-hospitals": 0}, r"min-fit-hospitals = 0: expected >= 1"),
-        ({"max-grad-norm": 0}, r"max-grad-norm = 0.0: expected > 0"),
+        ({"max-grad-norm": -1}, r"max-grad-norm = -1.0: expected > 0 \(or 0"),
         ({"run-epsilon": -1}, r"run-epsilon = -1.0: expected > 0"),
         ({"proximal-mu": -0.1}, r"proximal-mu = -0.1: expected >= 0"),
         ({"secagg-num-shares": 1}, r"secagg-num-shares = 1: expected >= 2"),
