@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from client.errors import ConfigError
 from client.privacy.sampling import guarantee_text
 from client.tasks import Arrays, Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, seed_everything, train
@@ -116,6 +117,8 @@ def train_local(
             ],
         )
     card = make_card(task, model, prepared, threshold, privacy)
+    if threshold is not None:
+        card.threshold_source = f"this hospital's validation split ({data.name})"
     metrics = task.score(model, prepared.test, card)
     card.metrics = {"test": metrics}
     model_dir = save_model_dir(out, model, card) if out is not None else None
@@ -131,5 +134,60 @@ def evaluate_dir(model_dir: Path, data: Path) -> dict[str, Any]:
         "task": card.task,
         "model": card.model,
         "examples": len(arrays),
+        "threshold": card.threshold,
+        "threshold_source": card.threshold_source or "unknown",
         "metrics": task.score(model, arrays, card),
     }
+
+
+def calibrate_dir(
+    model_dir: Path, data: Path, out: Path | None, split_seed: int = 0
+) -> dict[str, Any]:
+    """Choose ``model_dir``'s threshold on this hospital's own validation split.
+
+    The data are split by patient (``split_seed``, as ``fedcare train`` does);
+    the threshold is the task's (best F1 for classifiers, a percentile of the
+    normal scores for autoencoders) on the validation part, and the test part
+    is scored at the card's threshold and at the new one. With ``out``, a copy
+    of the model with the new threshold is written there (same weights).
+    """
+    from dataclasses import replace
+
+    model, card = load_model_dir(model_dir)
+    task = get_task(card.task)
+    if card.threshold is None and task.kind not in ("binary", "reconstruction"):
+        raise ConfigError(f"task {card.task} has no decision threshold to calibrate")
+    # Normalisation as the card says: public or per-beat constants, or (scope
+    # local) this hospital's own training-split statistics.
+    prepared = task.prepare(data, seed=split_seed)
+    local = task.calibrate(model, prepared)
+    calibrated = replace(
+        card,
+        threshold=local,
+        threshold_source=f"this hospital's validation split ({data.name}), "
+        f"split seed {split_seed}, by fedcare calibrate",
+    )
+    result = {
+        "task": card.task,
+        "data": str(data),
+        "split_seed": split_seed,
+        "examples": {"val": len(prepared.val), "test": len(prepared.test)},
+        "before": {
+            "threshold": card.threshold,
+            "threshold_source": card.threshold_source or "unknown",
+            "test": task.score(model, prepared.test, card),
+        },
+        "after": {
+            "threshold": local,
+            "threshold_source": calibrated.threshold_source,
+            "test": task.score(model, prepared.test, calibrated),
+        },
+        "model_dir": None,
+    }
+    if out is not None:
+        calibrated.metrics = {
+            **card.metrics,
+            "calibration_test": result["after"]["test"],
+        }
+        result["model_dir"] = str(save_model_dir(out, model, calibrated))
+    return result

@@ -100,6 +100,7 @@ class ModelServer:
             "weights_sha256": self.card.weights_sha256,
             "device": str(self.device),
             "threshold": self.card.threshold,
+            "threshold_source": self.card.threshold_source or "unknown",
             "input": expected_shape(self.card),
             **(
                 {}

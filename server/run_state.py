@@ -22,6 +22,10 @@ from shared_models import create_model
 from shared_models.export import ModelCard, arrays_hash, save_model_dir, set_weights
 
 log = logging.getLogger(__name__)
+THRESHOLD_SOURCE = (
+    "federation: the pooled validation histograms of the hospitals of this run; "
+    "calibrate it on a hospital's own data with fedcare calibrate"
+)
 
 
 class FederatedRun:
@@ -70,6 +74,7 @@ class FederatedRun:
             input_spec=info["input_spec"],
             normalisation=info["normalisation"],
             threshold=threshold,
+            threshold_source=THRESHOLD_SOURCE if threshold is not None else "",
             classes=info.get("classes"),
             training_data=extra or {},
             privacy={

@@ -47,6 +47,9 @@ class ModelCard:
     input_spec: dict[str, Any]
     normalisation: dict[str, Any] = field(default_factory=dict)
     threshold: float | None = None
+    # Where the threshold was chosen (whose validation data): a threshold
+    # carried to another hospital rarely fits there (``fedcare calibrate``).
+    threshold_source: str = ""
     classes: list[str] | None = None
     training_data: dict[str, Any] = field(default_factory=dict)
     privacy: dict[str, Any] | None = None

@@ -32,6 +32,16 @@ def _print(payload: dict[str, Any]) -> None:
     typer.echo(
         f"{payload['task']} ({payload['model']}), {payload['examples']} examples"
     )
+    if payload["threshold"] is not None:
+        typer.echo(
+            f"  threshold {payload['threshold']:.4g}, chosen on: "
+            f"{payload['threshold_source']}"
+        )
+        if not payload["threshold_source"].startswith("this hospital"):
+            typer.echo(
+                "  (not chosen on this hospital's data: fedcare calibrate picks one "
+                "on its own validation patients)"
+            )
     for key, value in payload["metrics"].items():
         shown = f"{value:.4f}" if isinstance(value, float) else value
         typer.echo(f"  {key}: {shown}")

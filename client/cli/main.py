@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from client.cli import budget, evaluate, privacy_audit, serve, train, validate_data
+from client.cli import (
+    budget,
+    calibrate,
+    evaluate,
+    privacy_audit,
+    serve,
+    train,
+    validate_data,
+)
 from server.cli import audit, provision
 from simulation.cli import cohort, simulate
 
@@ -19,6 +27,7 @@ app = typer.Typer(
 app.command("validate-data")(validate_data.command)
 app.command("train")(train.command)
 app.command("evaluate")(evaluate.command)
+app.command("calibrate")(calibrate.command)
 app.command("budget")(budget.command)
 app.command("privacy-audit")(privacy_audit.command)
 app.command("serve")(serve.command)

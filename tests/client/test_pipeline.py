@@ -74,3 +74,51 @@ def test_the_same_seed_gives_the_same_model(
     b = train_local("icu-los", tiny_hospitals[0], FAST, None, tmp_path / "b")
     assert a.card.weights_sha256 == b.card.weights_sha256
     assert a.metrics == b.metrics
+
+
+def test_calibrate_moves_the_threshold_to_this_hospital(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import dataclasses
+    import json
+
+    from client.pipeline import calibrate_dir
+    from client.tasks import get_task
+    from shared_models.export import CARD
+
+    train_local("ecg-arrhythmia", tiny_hospitals[0], FAST, None, tmp_path / "m")
+    model, card = load_model_dir(tmp_path / "m")
+    assert card.threshold_source.startswith("this hospital's validation split")
+    # A threshold that fits nowhere: nothing is called positive.
+    bad = json.loads((tmp_path / "m" / CARD).read_text())
+    bad.update(threshold=0.99999, threshold_source="somewhere else")
+    (tmp_path / "m" / CARD).write_text(json.dumps(bad))
+
+    result = calibrate_dir(tmp_path / "m", tiny_hospitals[1], tmp_path / "local")
+
+    task = get_task("ecg-arrhythmia")
+    prepared = task.prepare(tiny_hospitals[1], seed=0)
+    assert result["after"]["threshold"] == pytest.approx(
+        task.calibrate(model, prepared)
+    )
+    assert result["before"]["threshold_source"] == "somewhere else"
+    assert result["before"]["test"]["recall"] == 0.0
+    assert result["after"]["test"]["recall"] > 0.0
+    again, new = load_model_dir(tmp_path / "local")
+    assert new.weights_sha256 == card.weights_sha256
+    assert new.threshold == result["after"]["threshold"]
+    assert "fedcare calibrate" in new.threshold_source
+    assert dataclasses.asdict(new)["model_config"] == card.model_config
+    report = evaluate_dir(tmp_path / "local", tiny_hospitals[1])
+    assert report["threshold_source"] == new.threshold_source
+
+
+def test_calibrate_refuses_a_task_without_a_threshold(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from client.errors import ConfigError
+    from client.pipeline import calibrate_dir
+
+    train_local("icu-los", tiny_hospitals[0], FAST, None, tmp_path / "m")
+    with pytest.raises(ConfigError, match="icu-los has no decision threshold"):
+        calibrate_dir(tmp_path / "m", tiny_hospitals[1], None)
