@@ -20,11 +20,27 @@ def command(
     task: str = typer.Option("ecg-arrhythmia", "--task", help=TASK_HELP),
     hospitals: int = typer.Option(5, "--hospitals", min=2, help="Synthetic hospitals."),
     rounds: int = typer.Option(
-        None, "--rounds", min=1, help="Server rounds [run config]."
+        None, "--rounds", min=1, help="Server rounds (default: the task's recipe)."
     ),
-    local_epochs: int = typer.Option(None, "--local-epochs", min=1),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Local batch."),
-    lr: float = typer.Option(None, "--lr", help="Local learning rate (Adam)."),
+    local_epochs: int = typer.Option(
+        None, "--local-epochs", min=1, help="(default: the task's recipe)"
+    ),
+    batch_size: int = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Expected patients per DP step (default: the task's recipe, e.g. "
+        "half of each hospital's patients).",
+    ),
+    lr: float = typer.Option(
+        None, "--lr", help="Local learning rate (default: the task's recipe)."
+    ),
+    server_lr: float = typer.Option(
+        None, "--server-lr", help="FedAdam's server step (default: the task's recipe)."
+    ),
+    max_grad_norm: float = typer.Option(
+        None, "--max-grad-norm", help="DP clipping norm (default: the task's recipe)."
+    ),
     out: Path = typer.Option(Path("runs/sim"), "--out", help="Run folder to write."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing --out."
@@ -69,7 +85,9 @@ def command(
         "records) or example (one beat, window or stay) [default: patient].",
     ),
     strategy: str = typer.Option(
-        None, "--strategy", help="fedavg, fedprox or fedadam."
+        None,
+        "--strategy",
+        help="fedavg, fedprox or fedadam (default: the task's recipe).",
     ),
     proximal_mu: float = typer.Option(None, "--proximal-mu", help="FedProx mu."),
     no_baselines: bool = typer.Option(
@@ -119,6 +137,8 @@ def command(
             ("local_epochs", local_epochs),
             ("batch_size", batch_size),
             ("learning_rate", lr),
+            ("server_learning_rate", server_lr),
+            ("max_grad_norm", max_grad_norm),
             ("run_epsilon", run_epsilon),
             ("strategy", strategy),
             ("proximal_mu", proximal_mu),
