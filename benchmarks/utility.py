@@ -5,8 +5,11 @@ synthetic federation, new initial weights and new splits; the DP noise is
 always fresh OS entropy), it runs ``fedcare simulate``'s own code and writes
 one row per (task, arm, privacy unit, epsilon):
 
-* ``federated``: the federated global model (Flower's Simulation Engine, the
-  real ServerApp/ClientApp, SecAgg+ on) on every hospital's test split;
+* ``federated``: the federated global model of the last round (Flower's
+  Simulation Engine, the real ServerApp/ClientApp, SecAgg+ on) on every
+  hospital's test split; a second row (``method`` "fedcare, best round on
+  validation") is ``models/best``, the round ranked best on the pooled
+  validation histograms;
 * ``local_only``: every hospital trains alone with ``fedcare train``'s recipe
   at the same unit and epsilon; each is judged on its own test split, and the
   pooled AUROC is over all hospitals' test examples, each scored by its own
@@ -124,6 +127,10 @@ def run_seed(
     summary = simulate(opts)
     result: dict[str, Any] = {
         "federated": summary["pooled_federated"] or {},
+        "federated_best": {
+            **(summary["pooled_federated_best"] or {}),
+            "round": summary["best_round"],
+        },
         "federated_hospitals": {
             h: (e.get("federated") or {}) for h, e in summary["hospitals"].items()
         },
@@ -187,6 +194,8 @@ def summarise(
         row[f"pooled_{key}_values"] = values
     if arm == "single_hospital":
         row["best_hospital"] = [m.get("hospital") for m in per_seed]
+    if "best round" in method:
+        row["best_round"] = [m.get("round") for m in per_seed]
     return row
 
 
@@ -300,6 +309,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
         for arm in ("federated", "local_only", "single_hospital"):
             rows.append(summarise(setting, arm, [r[arm] for r in per_seed], "fedcare"))
+        rows.append(
+            summarise(setting, "federated", [r["federated_best"] for r in per_seed],
+                      "fedcare, best round on validation")
+        )  # fmt: skip
         checks.append(
             {"setting": setting.label, **hospital_check(per_seed, setting.task)}
         )

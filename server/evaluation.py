@@ -28,7 +28,8 @@ def task_kind(task: str) -> str:
 
 
 def primary_metric(task: str) -> tuple[str, bool]:
-    """(metric name, higher is better) used to pick the best round."""
+    """(metric name, higher is better) used to pick the best round (on the
+    pooled validation histograms, see ``selection_metrics``)."""
     if task == "icu-los":
         return "mae_days", False
     return ("auprc", True) if task in ANOMALY_PERCENTILE else ("f1", True)
@@ -51,7 +52,22 @@ def aggregate(task: str, replies: list[tuple[int, dict[str, Any]]]) -> dict[str,
     }
     hospitals = {h: pooled.summary(hist, edge, kind) for h, hist in tests.items()}
     result = pooled.summary(pooled.pool(list(tests.values())), edge, kind)
-    return {"pooled": result, "hospitals": hospitals, "threshold": result["threshold"]}
+    return {
+        "pooled": result,
+        "hospitals": hospitals,
+        "threshold": result["threshold"],
+        # What the best round is chosen on: never the test splits.
+        "validation": pooled.summary(val, edge, kind),
+    }
+
+
+def selection_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a round is ranked on: pooled validation, else pooled test.
+
+    Length of stay has no validation replies (hospitals send test error sums
+    only), so its best round is ranked on the pooled test errors.
+    """
+    return result.get("validation") or result.get("pooled") or {}
 
 
 def _regression(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:

@@ -58,9 +58,9 @@ class FederatedRun:
     def _best_so_far(self) -> dict[str, Any] | None:
         best = None
         for record in self.history.rounds:
-            pooled = record.get("evaluation", {}).get("pooled")
-            if pooled and evaluation.is_better(self.config.task, pooled, best):
-                best = pooled
+            ranked = evaluation.selection_metrics(record.get("evaluation", {}))
+            if ranked and evaluation.is_better(self.config.task, ranked, best):
+                best = ranked
         return best
 
     def card(
@@ -146,8 +146,9 @@ class FederatedRun:
         weights = self.weights.get(number)
         if weights is not None and result["pooled"]:
             self._export("final", weights, result, number)
-            if evaluation.is_better(self.config.task, result["pooled"], self.best):
-                self.best = result["pooled"]
+            ranked = evaluation.selection_metrics(result)
+            if evaluation.is_better(self.config.task, ranked, self.best):
+                self.best = ranked
                 self._export("best", weights, result, number)
         if self.progress is not None:
             self.progress(number, self.config.num_server_rounds, result["pooled"])
@@ -166,6 +167,7 @@ class FederatedRun:
         card.metrics = {
             "pooled_test": result["pooled"],
             "hospitals_test": result["hospitals"],
+            "pooled_validation": result.get("validation"),
         }
         model = create_model(card.model, **card.model_config, dp=False)
         set_weights(model, weights)

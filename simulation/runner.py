@@ -224,6 +224,7 @@ def build_summary(
     rounds = history["rounds"]
     final = next((r["evaluation"] for r in reversed(rounds) if r.get("evaluation")), {})
     metric, higher = evaluation.primary_metric(run.task)
+    best_round, best = _best_round(run.task, rounds)
     hospitals: dict[str, Any] = {}
     for node in nodes:
         hid = node["hospital-id"]
@@ -262,10 +263,28 @@ def build_summary(
         "higher_is_better": higher,
         "run_config": run.to_run_config(),
         "pooled_federated": final.get("pooled"),
+        # models/best: the round ranked best on the pooled VALIDATION splits.
+        "best_round": best_round,
+        "pooled_federated_best": best.get("pooled"),
         "hospitals": hospitals,
         "means": _means(hospitals, metric),
         "timings": timings,
     }
+
+
+def _best_round(
+    task: str, rounds: list[dict[str, Any]]
+) -> tuple[int | None, dict[str, Any]]:
+    """(round, evaluation) of the round ``models/best`` holds."""
+    from server import evaluation
+
+    best_round, best, ranked = None, {}, None
+    for record in rounds:
+        result = record.get("evaluation") or {}
+        score = evaluation.selection_metrics(result)
+        if score and evaluation.is_better(task, score, ranked):
+            best_round, best, ranked = record["round"], result, score
+    return best_round, best
 
 
 def _spent(rounds: list[dict[str, Any]], hid: str) -> float | None:

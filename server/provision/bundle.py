@@ -87,7 +87,7 @@ def node_config(hospital_id: str) -> str:
         f"epsilon={DEFAULT_EPSILON} delta={DEFAULT_DELTA} "
         # The hospital's own privacy policy (README: "The hospital's policy"):
         # no run config from the aggregator can loosen it.
-        'require-dp=true require-secagg=true min-secagg-hospitals=3 '
+        "require-dp=true require-secagg=true min-secagg-hospitals=3 "
         'privacy-unit="patient" split-seed=0\n'
     )
 

@@ -100,3 +100,34 @@ def test_no_replies_gives_empty_result() -> None:
 )
 def test_is_better(task: str, new: dict, best: dict | None, better: bool) -> None:
     assert evaluation.is_better(task, new, best) is better
+
+
+def test_rounds_are_ranked_on_validation_never_on_test() -> None:
+    good_val = _hist({50: 10}, {350: 4})
+    bad_val = _hist({350: 10}, {50: 4})
+    good_test = _hist({50: 10}, {350: 4})
+    bad_test = _hist({350: 10}, {50: 4})
+    # round A looks good on validation, bad on test; round B the other way round
+    a = evaluation.aggregate("ecg-arrhythmia", [_reply("h1", good_val, bad_test)])
+    b = evaluation.aggregate("ecg-arrhythmia", [_reply("h1", bad_val, good_test)])
+
+    assert a["validation"] == pooled.summary(
+        good_val, pooled.best_f1_edge(good_val), "binary"
+    )
+    ranked_a, ranked_b = (
+        evaluation.selection_metrics(a),
+        evaluation.selection_metrics(b),
+    )
+    assert ranked_a is a["validation"]
+    assert evaluation.is_better("ecg-arrhythmia", ranked_a, ranked_b)
+    assert not evaluation.is_better("ecg-arrhythmia", ranked_b, ranked_a)
+    assert a["pooled"]["f1"] < b["pooled"]["f1"]  # test would have picked B
+
+
+def test_length_of_stay_rounds_fall_back_to_the_test_errors() -> None:
+    result = evaluation.aggregate(
+        "icu-los",
+        [(4, {"hospital-id": "h1", "sum-abs-error": 8.0, "sum-sq-error": 20.0})],
+    )
+    assert "validation" not in result
+    assert evaluation.selection_metrics(result) == result["pooled"]

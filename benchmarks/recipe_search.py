@@ -1,0 +1,161 @@
+"""Fast recipe exploration: a federation's rounds in one process, without Ray.
+
+Each round, every hospital of a cohort trains with ``client.training.train``
+(the same DP-SGD, ledger plan and sampling as a real hospital), and the
+weights are aggregated by Flower's own strategy object (``FedAdam`` or
+``FedAvg``'s ``aggregate_fit``), exactly as the ServerApp does, but without
+the Simulation Engine, SecAgg+ and global evaluation's histograms. It prints
+the pooled and per-hospital test AUROC after every round. Use it to compare
+recipes in seconds per round; ``benchmarks/utility.py`` measures the real
+federation. The figures in docs/benchmarks.md's "levers" table came from it.
+
+    python benchmarks/recipe_search.py COHORT --rounds 10 --epsilon 8 \\
+        --strategy fedadam --server-lr 0.05 --local-lr 1 --clip 0.3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import numpy as np
+    import torch
+    from flwr.common import FitRes, Status, ndarrays_to_parameters
+    from flwr.common import parameters_to_ndarrays as to_arrays
+    from flwr.server.strategy import FedAdam, FedAvg
+    from sklearn.metrics import roc_auc_score
+
+    from client.privacy import PrivacyBudget, PrivacyLedger, Units, sample_rate_for
+    from client.privacy import steps_per_epoch as per_epoch
+    from client.tasks import get_task
+    from client.training import PrivateRun, TrainConfig, predict, train
+    from shared_models import create_model
+    from shared_models.export import get_weights, set_weights
+
+    torch.set_num_threads(1)
+    task = get_task(args.task)
+    dirs = sorted(p for p in Path(args.cohort).iterdir() if p.is_dir())
+    preps = [task.prepare(d, seed=0) for d in dirs]
+    model_kw = json.loads(args.model) if args.model else {}
+
+    def build(dp: bool) -> Any:
+        return create_model(
+            task.model, **{**task.model_config(preps[0]), **model_kw}, dp=dp
+        )
+
+    torch.manual_seed(args.seed)
+    weights = get_weights(build(False))
+    common: dict[str, Any] = {"initial_parameters": ndarrays_to_parameters(weights)}
+    if args.strategy == "fedadam":
+        strategy = FedAdam(eta=args.server_lr, eta_l=args.local_lr, tau=1e-6, **common)
+    else:
+        strategy = FedAvg(**common)
+    tmp = Path(tempfile.mkdtemp())
+    ledgers = [
+        PrivacyLedger.open(tmp / f"{i}.jsonl", PrivacyBudget(1e6, 1e-5), f"h{i}")
+        for i in range(len(dirs))
+    ]
+    history = []
+    for rnd in range(1, args.rounds + 1):
+        results = []
+        for i, prep in enumerate(preps):
+            fit = task.fit_arrays(prep)
+            model = build(not args.no_dp)
+            set_weights(model, weights)
+            config = TrainConfig(
+                epochs=args.local_epochs,
+                steps=args.local_steps,
+                batch_size=args.batch_size,
+                sample_rate=args.sample_rate,
+                lr=args.local_lr,
+                optimizer=args.local_optimizer,
+                max_grad_norm=args.clip,
+                seed=args.seed + 1000 * rnd + i,
+                loss_kwargs=task.loss_kwargs(),
+            )
+            private = None
+            if not args.no_dp:
+                units = Units.of(fit.groups, len(fit), args.unit).count
+                steps = args.local_steps or args.local_epochs * per_epoch(
+                    sample_rate_for(units, config.unit_batch(units))
+                )
+                private = PrivateRun(
+                    ledgers[i],
+                    "search",
+                    args.epsilon,
+                    planned_steps=args.rounds * steps,
+                    privacy_unit=args.unit,
+                )
+            train(model, fit.x, fit.y, config, private, groups=fit.groups)
+            res = FitRes(
+                Status(code=0, message=""),
+                ndarrays_to_parameters(get_weights(model)),
+                len(fit),
+                {},
+            )
+            results.append((None, res))
+        params, _ = strategy.aggregate_fit(rnd, results, [])
+        weights = to_arrays(params)
+        model = build(False)
+        set_weights(model, weights)
+        ys = np.concatenate([p.test.y for p in preps])
+        scores = np.concatenate([predict(model, p.test.x)[:, 1] for p in preps])
+        row = {
+            "round": rnd,
+            "pooled_auroc": float(roc_auc_score(ys, scores)),
+            "hospitals": [
+                round(float(roc_auc_score(p.test.y, predict(model, p.test.x)[:, 1])), 3)
+                for p in preps
+            ],
+            "epsilon_spent": ledgers[0].spent_epsilon,
+        }
+        history.append(row)
+        print(json.dumps(row), flush=True)
+    return history
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cohort", type=Path, help="a fedcare cohort folder")
+    parser.add_argument("--task", default="ecg-arrhythmia")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--local-epochs", type=int, default=1)
+    parser.add_argument("--local-steps", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=0)
+    parser.add_argument("--sample-rate", type=float, default=0.5)
+    parser.add_argument("--local-lr", type=float, default=1.0)
+    parser.add_argument("--local-optimizer", default="sgd")
+    parser.add_argument("--strategy", default="fedadam", choices=("fedadam", "fedavg"))
+    parser.add_argument("--server-lr", type=float, default=0.05)
+    parser.add_argument("--clip", type=float, default=0.3)
+    parser.add_argument("--epsilon", type=float, default=2.0)
+    parser.add_argument("--unit", default="patient")
+    parser.add_argument("--no-dp", action="store_true")
+    parser.add_argument("--model", default="", help='JSON, e.g. {"hidden_size": 32}')
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    history = run(args)
+    print(
+        json.dumps(
+            {
+                "final_pooled_auroc": history[-1]["pooled_auroc"],
+                "seconds": round(time.monotonic() - start, 1),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
