@@ -274,3 +274,35 @@ def test_asking_for_cuda_without_it_is_a_config_error() -> None:
         pytest.skip("CUDA is available here")
     with pytest.raises(ConfigError, match="CUDA is not available"):
         train(_model(dp=False), *_data(), TrainConfig(device="cuda"))
+
+
+def test_batch_zero_samples_the_recipes_fraction_of_patients(tmp_path: Path) -> None:
+    x, y = _data()
+    groups = np.repeat(np.arange(12), 4)  # 12 patients
+    config = TrainConfig(epochs=2, batch_size=0, sample_rate=0.25, seed=3, lr=1e-2)
+    assert config.unit_batch(12) == 3 and config.plain_batch() == 64
+    ledger = _ledger(tmp_path)
+    result = train(_model(dp=True), x, y, config, PrivateRun(ledger, "r", 1.0), groups)
+    assert result["sample_rate"] == pytest.approx(0.25)
+    assert result["steps"] == 2 * 4  # 1 / q steps per epoch
+
+
+def test_steps_replace_epochs_under_dp(tmp_path: Path) -> None:
+    x, y = _data()
+    config = TrainConfig(epochs=5, steps=3, batch_size=16, lr=1e-2, seed=3)
+    ledger = _ledger(tmp_path)
+    run = PrivateRun(ledger, "r", 1.0, privacy_unit="example")
+    assert train(_model(dp=True), x, y, config, run)["steps"] == 3
+    assert [e["steps"] for e in PrivacyLedger(ledger.path).entries] == [3]
+    with pytest.raises(ConfigError, match="steps must be >= 0"):
+        TrainConfig(steps=-1)
+
+
+def test_sgd_has_no_momentum_unless_asked() -> None:
+    from client.training import _optimizer
+
+    model = _model(dp=False)
+    plain = _optimizer(model, TrainConfig(optimizer="sgd", lr=1.0))
+    heavy = _optimizer(model, TrainConfig(optimizer="sgd", lr=1.0, momentum=0.9))
+    assert plain.param_groups[0]["momentum"] == 0.0
+    assert heavy.param_groups[0]["momentum"] == 0.9
