@@ -53,15 +53,16 @@ _PER_PATIENT = typer.Option(
     "per step [default: 8].",
 )
 _NO_DP = typer.Option(False, "--no-dp", help="Train without differential privacy.")
-_EPOCHS = typer.Option(
-    None, "--epochs", min=1, help="[default: the task's recommendation]"
-)
+_EPOCHS = typer.Option(None, "--epochs", min=1, help="(default: the task's recipe)")
 _BATCH_SIZE = typer.Option(
-    None, "--batch-size", min=1, help="Expected batch size [default: the task's]."
+    None,
+    "--batch-size",
+    min=1,
+    help="Expected patients per DP step (default: the task's recipe).",
 )
-_LR = typer.Option(None, "--lr", help="[default: the task's]")
+_LR = typer.Option(None, "--lr", help="(default: the task's recipe)")
 _MAX_GRAD_NORM = typer.Option(
-    None, "--max-grad-norm", help="Per-sample clip [default: the task's]."
+    None, "--max-grad-norm", help="Per-patient clip (default: the task's recipe)."
 )
 _SEED = typer.Option(
     0, "--seed", help="Seeds initial weights and augmentation, never the DP noise."
@@ -102,6 +103,7 @@ def command(
         refuse_test_randomness("fedcare train")
         check_privacy_unit(privacy_unit)
         config = get_task(task).recommended_config(
+            not no_dp,
             examples_per_unit=examples_per_patient,
             epochs=epochs,
             batch_size=batch_size,

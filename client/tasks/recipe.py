@@ -104,6 +104,8 @@ class Recipe:
                 epochs=self.plain_epochs, batch_size=self.plain_batch, lr=self.plain_lr
             )
         given = {k: v for k, v in overrides.items() if v is not None}
+        if "epochs" in given and "steps" not in given:
+            base["steps"] = 0  # asked for epochs: train epochs, not the steps
         return TrainConfig(**{**base, **given})
 
     def with_changes(self, **changes: Any) -> Recipe:

@@ -99,8 +99,41 @@ def test_train_then_evaluate_print_json(
     evaluated = runner.invoke(app, args)
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
-    assert set(report) == {"task", "model", "examples", "metrics"}
+    assert set(report) == {
+        "task",
+        "model",
+        "examples",
+        "metrics",
+        "threshold",
+        "threshold_source",
+    }
     assert report["task"] == TASK and report["examples"] > 0
+    assert report["threshold_source"].startswith("this hospital's validation split")
+
+
+def test_calibrate_at_another_hospital_prints_both_thresholds(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    assert _train(tiny_hospitals[0], tmp_path, "--no-dp").exit_code == 0
+    args = ["calibrate", "--model", str(tmp_path / "model")]
+    args += ["--data", str(tiny_hospitals[1]), "--out", str(tmp_path / "local")]
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0, text.output
+    assert "before: threshold" in text.output and "after: threshold" in text.output
+    assert f"wrote {tmp_path / 'local'}" in text.output
+    report = json.loads(runner.invoke(app, [*args[:5], "--format", "json"]).stdout)
+    assert report["model_dir"] is None and report["before"]["threshold"] is not None
+    evaluated = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--data",
+            str(tiny_hospitals[1]),
+        ],
+    )
+    assert "chosen on: this hospital's validation split" in evaluated.output
 
 
 def test_text_output_without_dp(
