@@ -159,6 +159,7 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     secagg = "on" if summary["run_config"]["secagg"] else "off"
     strategy = html.escape(summary["run_config"]["strategy"])
     minutes = sum(v for v in summary["timings"].values()) / 60
+    cost = html.escape(summary.get("cost", {}).get("text", "baselines not run"))
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>fedcare run {html.escape(summary["run_name"])}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}
@@ -167,6 +168,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 img{{max-width:100%;display:block;margin:1em 0}}</style></head><body>
 <h1>fedcare: {html.escape(summary["task"])}, run {html.escape(summary["run_name"])}</h1>
 <p><b>Privacy:</b> {guarantee}. SecAgg+ {secagg}.</p>
+<p><b>What it cost:</b> {cost}</p>
 <p>{summary["rounds"]} rounds of {strategy}; {minutes:.1f} minutes in all.</p>
 <h2>Local-only vs federated vs centralized</h2>{_table(summary)}
 <h2>Plots</h2>{body}</body></html>"""

@@ -202,6 +202,7 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         }
     summary = build_summary(run, opts, nodes, table, timings)
     summary["pooled_baselines"] = arms
+    summary["cost"] = privacy_cost(summary)
     atomic_write_text(
         opts.out / "summary.json", json.dumps(summary, indent=2, default=str)
     )
@@ -270,6 +271,48 @@ def build_summary(
         "means": _means(hospitals, metric),
         "timings": timings,
     }
+
+
+def privacy_cost(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the guarantee cost: pooled federated against the non-private arm.
+
+    ``text`` says it in one sentence for the report and the command's output.
+    """
+    name = "mae_days" if summary["task"] == "icu-los" else "auroc"
+    fed = (summary.get("pooled_federated") or {}).get(name)
+    best = (summary.get("pooled_federated_best") or {}).get(name)
+    arms = summary.get("pooled_baselines") or {}
+    central = (arms.get("centralized") or {}).get(name)
+    singles = {
+        h: m.get(name)
+        for h, m in (arms.get("single_hospital") or {}).items()
+        if m.get(name) is not None
+    }
+    pick = min if name == "mae_days" else max
+    single = pick(singles.values()) if singles else None
+    label = "pooled MAE (days)" if name == "mae_days" else "pooled test AUROC"
+    guarantee = summary["privacy"]["guarantee"]
+    parts = [f"{label}: federated {_num(fed)} (last round; best round on validation "
+             f"{_num(best)})"]  # fmt: skip
+    if single is not None:
+        parts.append(f"the best hospital alone {_num(single)}")
+    if central is not None:
+        parts.append(f"centralized without DP {_num(central)}")
+    text = ", ".join(parts) + f". Guarantee: {guarantee}."
+    if fed is not None and central is not None and name == "auroc" and central:
+        text += f" Federated / centralized = {fed / central:.3f}."
+    return {
+        "metric": name,
+        "federated": fed,
+        "federated_best": best,
+        "best_single_hospital": single,
+        "centralized": central,
+        "text": text,
+    }
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _best_round(

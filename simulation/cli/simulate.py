@@ -252,6 +252,8 @@ def _print(summary: dict[str, Any], out: Path) -> None:
                 f"[yellow]{hid} declined {entry['declined_rounds']} round(s): "
                 f"{entry['decline_reason']}[/yellow]"
             )
+    if summary.get("cost"):
+        console.print(summary["cost"]["text"], markup=False)
     console.print(f"timings (s): {summary['timings']}")
     console.print(f"report: {out / 'report.html'}  summary: {out / 'summary.json'}")
 

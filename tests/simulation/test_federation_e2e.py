@@ -113,7 +113,9 @@ def _simulate(
 
         @app.main()
         def _main(grid: Grid, context: Context) -> None:
-            server.app.run_federation(RecordingGrid(grid, replies), context, bound, stop)
+            server.app.run_federation(
+                RecordingGrid(grid, replies), context, bound, stop
+            )
 
         return app
 

@@ -66,8 +66,10 @@ def test_report_is_self_contained_with_the_table(tmp_path: Path) -> None:
             for h in ("h1", "h2")
         },
         "means": {"local_only": 0.3, "federated": 0.6, "centralized": 0.9},
+        "cost": {"text": "pooled test AUROC: federated 0.800, centralized 0.990."},
     }
     page = write_report(tmp_path, summary).read_text()
+    assert "<b>What it cost:</b> pooled test AUROC: federated 0.800" in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 4  # global, per hospital, epsilon, comparison
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
@@ -119,3 +121,14 @@ def test_simulate_writes_run_folder_and_three_way_table(
         assert (out / "models" / model / "card.json").is_file()
     ledgers = sorted((tmp_path / "led").glob("*.jsonl"))
     assert len(ledgers) == 3
+    # what the guarantee cost, against the arms without it
+    cost = summary["cost"]
+    assert cost["federated"] == summary["pooled_federated"]["auroc"]
+    assert cost["centralized"] == summary["pooled_baselines"]["centralized"]["auroc"]
+    singles = summary["pooled_baselines"]["single_hospital"]
+    assert set(singles) == set(summary["hospitals"])
+    assert cost["best_single_hospital"] == max(
+        m["auroc"] for m in singles.values() if m["auroc"] is not None
+    )
+    assert "patient" in cost["text"] and "centralized without DP" in cost["text"]
+    assert summary["best_round"] == 1
