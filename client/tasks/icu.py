@@ -35,7 +35,9 @@ class _VitalsTask(Task):
     label = ""
     # ~50 training stays: a batch of 64 would be the whole split (sample rate 1,
     # one step per epoch); small batches give DP-SGD amplification by sampling.
-    recipe = local_adam(epochs=30, rounds=5, batch=8, lr=5e-3)
+    recipe = local_adam(
+        epochs=30, rounds=5, batch=8, lr=5e-3, plain_epochs=30, plain_batch=32
+    )
 
     def _target(self, vitals: VitalsSet, source: Path) -> np.ndarray:
         if self.label not in vitals.labels:

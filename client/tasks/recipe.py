@@ -116,9 +116,18 @@ class Recipe:
 ECG_BEATS = Recipe(model={"hidden_size": 32, "num_layers": 1})
 
 
-def local_adam(epochs: int, rounds: int, batch: int, lr: float) -> Recipe:
+def local_adam(
+    epochs: int,
+    rounds: int,
+    batch: int,
+    lr: float,
+    plain_epochs: int = 4,
+    plain_batch: int = 128,
+) -> Recipe:
     """A recipe of local Adam and FedAvg: ``epochs`` spread over ``rounds``."""
     return Recipe(
+        plain_epochs=plain_epochs,
+        plain_batch=plain_batch,
         rounds=rounds,
         local_epochs=max(1, epochs // rounds),
         local_steps=0,

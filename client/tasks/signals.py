@@ -98,7 +98,9 @@ class SignalAnomaly(Task):
     percentile = 99.0
     # ~1-2k windows per hospital and a small dense model: epochs are cheap.
     # The batch counts monitored patients under patient-level DP (tens per site).
-    recipe = local_adam(epochs=15, rounds=3, batch=8, lr=5e-3)
+    recipe = local_adam(
+        epochs=15, rounds=3, batch=8, lr=5e-3, plain_epochs=15, plain_batch=64
+    )
 
     def _arrays(
         self,
