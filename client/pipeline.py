@@ -155,28 +155,35 @@ def calibrate_dir(
 
     model, card = load_model_dir(model_dir)
     task = get_task(card.task)
-    if card.threshold is None and task.kind not in ("binary", "reconstruction"):
+    if task.kind not in ("binary", "reconstruction"):
         raise ConfigError(f"task {card.task} has no decision threshold to calibrate")
-    # Normalisation as the card says: public or per-beat constants, or (scope
-    # local) this hospital's own training-split statistics.
+    # The hospital's own split and normalisation (public or per-beat constants,
+    # or its own training-split statistics): the new threshold is on the scale
+    # of those inputs, so the calibrated copy carries that normalisation too.
     prepared = task.prepare(data, seed=split_seed)
     local = task.calibrate(model, prepared)
     calibrated = replace(
         card,
         threshold=local,
+        normalisation=prepared.normalisation,
         threshold_source=f"this hospital's validation split ({data.name}), "
         f"split seed {split_seed}, by fedcare calibrate",
     )
+    before: dict[str, Any] = {
+        "threshold": card.threshold,
+        "threshold_source": card.threshold_source or "unknown",
+        "test": None,
+    }
+    if card.threshold is not None:
+        before["test"] = task.score(
+            model, prepared.test, replace(card, normalisation=prepared.normalisation)
+        )
     result = {
         "task": card.task,
         "data": str(data),
         "split_seed": split_seed,
         "examples": {"val": len(prepared.val), "test": len(prepared.test)},
-        "before": {
-            "threshold": card.threshold,
-            "threshold_source": card.threshold_source or "unknown",
-            "test": task.score(model, prepared.test, card),
-        },
+        "before": before,
         "after": {
             "threshold": local,
             "threshold_source": calibrated.threshold_source,

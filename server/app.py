@@ -18,6 +18,7 @@ from flwr.app import Context
 from flwr.server import LegacyContext, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
+from client.errors import ConfigError
 from server import checkpoint
 from server.bootstrap import initial_model
 from server.config import RunConfig
@@ -84,6 +85,7 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         state = FederatedRun(run, run_dir, name, card)
     else:
         meta = json.loads((run_dir / "run.json").read_text())
+        _check_same_training(run, meta.get("run_config", {}), run_dir)
         name = meta["run_name"]
         history = RunHistory.load(run_dir, name, saved.round)
         state = FederatedRun(
@@ -94,6 +96,31 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         log.info("resuming run %s after round %d", name, saved.round)
     state.set_initial(weights)
     return state
+
+
+def _check_same_training(run: RunConfig, stored: dict[str, Any], run_dir: Path) -> None:
+    """Refuse to resume with training settings other than the run's own.
+
+    The hospitals' ledgers planned (and calibrated the noise for) the run's
+    steps, and the checkpoint holds the run's model: a recipe or key that
+    changed since would decline every round or fail to load the weights.
+    The number of rounds is left out (the hospitals refuse rounds beyond
+    their plan themselves).
+    """
+    before = RunConfig.from_run_config(stored).training_keys()
+    now = run.training_keys()
+    changed = {
+        k: (before[k], now[k])
+        for k in before
+        if k != "num-server-rounds" and before[k] != now[k]
+    }
+    if changed:
+        shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise ConfigError(
+            f"{run_dir}: cannot resume with other training settings than the run "
+            f"started with ({shown}); pass the run's own values (run.json) in the "
+            "run config, or start a new run"
+        )
 
 
 def _server_eval(run: RunConfig, state: FederatedRun) -> Any:

@@ -27,6 +27,9 @@ TASKS = (
     "icu-los",
 )
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
+# A strategy's local optimiser when it is not the task recipe's own strategy.
+LOCAL_OPTIMIZER = {"fedavg": "adam", "fedprox": "adam", "fedadam": "sgd"}
+FEDADAM_SERVER_LR = 0.05
 
 
 @dataclass(frozen=True)
@@ -153,27 +156,65 @@ class RunConfig:
     def resolved(self) -> RunConfig:
         """This config with every unset training key taken from the task's recipe.
 
-        Idempotent. ``batch-size`` stays 0 when the recipe samples a fraction
-        (``sample-rate``) of each hospital's patients instead.
+        Idempotent. The optimiser keys are resolved as a group: a strategy
+        other than the recipe's keeps the optimiser that strategy needs
+        (FedAdam: plain SGD at 1.0 at the hospitals, Adam at the server;
+        FedAvg/FedProx: Adam at the hospitals, at the rate the recipe uses
+        alone), never the other strategy's learning rates. ``batch-size``
+        stays 0 when a ``sample-rate`` of each hospital's patients is asked
+        for (or is the recipe's).
         """
         from client.tasks import get_task
 
         recipe = get_task(self.task).recipe
+        strategy = self.strategy or recipe.strategy
+        same = strategy == recipe.strategy
+        optimizer = self.local_optimizer or (
+            recipe.local_optimizer if same else LOCAL_OPTIMIZER[strategy]
+        )
+        alone_lr = recipe.alone_lr or recipe.server_lr
+        if optimizer == recipe.local_optimizer and same:
+            local_lr = recipe.local_lr
+        else:
+            local_lr = 1.0 if optimizer == "sgd" else alone_lr
+        server_lr = recipe.server_lr if same else FEDADAM_SERVER_LR
+        batch = self.batch_size or (0 if self.sample_rate else recipe.batch_size)
         return replace(
             self,
             num_server_rounds=self.num_server_rounds or recipe.rounds,
-            strategy=self.strategy or recipe.strategy,
-            server_learning_rate=self.server_learning_rate or recipe.server_lr,
+            strategy=strategy,
+            server_learning_rate=self.server_learning_rate or server_lr,
             local_epochs=self.local_epochs or recipe.local_epochs,
             local_steps=recipe.local_steps
             if self.local_steps < 0
             else self.local_steps,
-            batch_size=self.batch_size or recipe.batch_size,
-            learning_rate=self.learning_rate or recipe.local_lr,
-            local_optimizer=self.local_optimizer or recipe.local_optimizer,
+            batch_size=batch,
+            learning_rate=self.learning_rate or local_lr,
+            local_optimizer=optimizer,
             sample_rate=self.sample_rate or recipe.sample_rate,
             max_grad_norm=self.max_grad_norm or recipe.max_grad_norm,
         )
+
+    def training_keys(self) -> dict[str, Any]:
+        """The resolved keys that decide how hospitals train (compared on resume)."""
+        run = self.resolved()
+        return {
+            _kebab(k): getattr(run, k)
+            for k in (
+                "task",
+                "num_server_rounds",
+                "strategy",
+                "server_learning_rate",
+                "local_epochs",
+                "local_steps",
+                "batch_size",
+                "learning_rate",
+                "local_optimizer",
+                "sample_rate",
+                "max_grad_norm",
+                "dp",
+            )
+        }
 
     def to_run_config(self) -> dict[str, Any]:
         return {_kebab(f.name): getattr(self, f.name) for f in fields(self)}

@@ -61,13 +61,19 @@ def aggregate(task: str, replies: list[tuple[int, dict[str, Any]]]) -> dict[str,
     }
 
 
-def selection_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    """The metrics a round is ranked on: pooled validation, else pooled test.
+def selection_metrics(result: dict[str, Any], task: str = "") -> dict[str, Any]:
+    """The metrics a round is ranked on: pooled validation.
 
     Length of stay has no validation replies (hospitals send test error sums
-    only), so its best round is ranked on the pooled test errors.
+    only), so its best round is ranked on the pooled test errors. A
+    classification round without a validation entry (recorded before rounds
+    were ranked on validation) is not ranked: ``{}``.
     """
-    return result.get("validation") or result.get("pooled") or {}
+    if "validation" in result:
+        return result["validation"] or {}
+    if task_kind(task) == "regression" or not task:
+        return result.get("pooled") or {}
+    return {}
 
 
 def _regression(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:

@@ -58,7 +58,9 @@ class FederatedRun:
     def _best_so_far(self) -> dict[str, Any] | None:
         best = None
         for record in self.history.rounds:
-            ranked = evaluation.selection_metrics(record.get("evaluation", {}))
+            ranked = evaluation.selection_metrics(
+                record.get("evaluation", {}), self.config.task
+            )
             if ranked and evaluation.is_better(self.config.task, ranked, best):
                 best = ranked
         return best
@@ -146,8 +148,19 @@ class FederatedRun:
         weights = self.weights.get(number)
         if weights is not None and result["pooled"]:
             self._export("final", weights, result, number)
-            ranked = evaluation.selection_metrics(result)
-            if evaluation.is_better(self.config.task, ranked, self.best):
+            ranked = evaluation.selection_metrics(result, self.config.task)
+            name, _ = evaluation.primary_metric(self.config.task)
+            if ranked.get(name) is None and self.best is None:
+                # Nothing to rank on (e.g. no positives in any validation
+                # split): models/best is the latest round until one can be.
+                log.warning(
+                    "round %d: no validation %s to rank rounds on; models/best "
+                    "is the latest round",
+                    number,
+                    name,
+                )
+                self._export("best", weights, result, number)
+            elif evaluation.is_better(self.config.task, ranked, self.best):
                 self.best = ranked
                 self._export("best", weights, result, number)
         if self.progress is not None:

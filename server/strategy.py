@@ -74,7 +74,11 @@ def make_strategy(
             kept = [(p, r) for p, r in results if r.num_examples > 0]
             params, metrics = (None, {})
             if kept:
-                params, metrics = super().aggregate_fit(server_round, kept, failures)
+                # FedAdam's bias correction counts rounds: continue the count
+                # of a resumed run, whose moments are restored.
+                params, metrics = super().aggregate_fit(
+                    state.offset + server_round, kept, failures
+                )
             else:
                 log.warning(
                     "round %d: no hospital trained; global model unchanged",

@@ -70,11 +70,16 @@ def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
         return task.recipe.train_config(
             False, seed=run.seed, loss_kwargs=task.loss_kwargs()
         )
+    # Alone, Adam at the rate the federation's Adam takes: the server's
+    # (FedAdam over local SGD), else the hospitals' own.
+    fedadam = run.strategy == "fedadam" and run.local_optimizer == "sgd"
     return task.recipe.train_config(
         dp,
         epochs=run.num_server_rounds * run.local_epochs,
         steps=run.num_server_rounds * run.local_steps,
-        batch_size=(run.batch_size or None) if dp else None,
+        batch_size=run.batch_size,
+        sample_rate=run.sample_rate,
+        lr=run.server_learning_rate if fedadam else run.learning_rate,
         max_grad_norm=run.max_grad_norm,
         seed=run.seed,
         loss_kwargs=task.loss_kwargs(),

@@ -189,6 +189,8 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         central = baselines.centralized(run, sites)
         timings["centralized_s"] = round(time.monotonic() - start, 1)
         cross = {h: m.pop("cross") for h, m in local.items()}
+        for metrics in local.values():
+            metrics.pop("test_histogram", None)  # only for pooling, not summary
         table = {
             s.hospital_id: {
                 "local_only": local[s.hospital_id],
@@ -324,9 +326,13 @@ def _best_round(
     best_round, best, ranked = None, {}, None
     for record in rounds:
         result = record.get("evaluation") or {}
-        score = evaluation.selection_metrics(result)
+        score = evaluation.selection_metrics(result, task)
         if score and evaluation.is_better(task, score, ranked):
             best_round, best, ranked = record["round"], result, score
+    if best_round is None:  # nothing to rank on: models/best is the latest round
+        last = next((r for r in reversed(rounds) if r.get("evaluation")), None)
+        if last is not None:
+            best_round, best = last["round"], last["evaluation"]
     return best_round, best
 
 

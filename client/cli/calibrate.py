@@ -53,6 +53,9 @@ def _print(payload: dict[str, Any]) -> None:
     )
     for name in ("before", "after"):
         part = payload[name]
+        if part["test"] is None:
+            typer.echo(f"  {name}: no threshold ({part['threshold_source']})")
+            continue
         shown = ", ".join(
             f"{k} {v:.3f}"
             for k, v in part["test"].items()

@@ -272,7 +272,7 @@ def run_audit(
     rate = sample_rate_for(
         setup.units.count, setup.config.unit_batch(setup.units.count)
     )
-    steps = setup.config.epochs * steps_per_epoch(rate)
+    steps = setup.config.steps or setup.config.epochs * steps_per_epoch(rate)
     sigma = calibrate_noise(epsilon, delta, rate, steps, accountant=ACCOUNTANT)
     clip = setup.config.max_grad_norm
     plan = _plan(mechanism, sigma, rate, steps, clip, epsilon)

@@ -134,7 +134,7 @@ def local_adam(
         batch_size=batch,
         local_lr=lr,
         local_optimizer="adam",
-        server_lr=1.0,
+        server_lr=0.05,  # FedAdam's, when an operator picks it
         alone_lr=lr,
         strategy="fedavg",
         max_grad_norm=1.0,

@@ -130,4 +130,7 @@ def test_length_of_stay_rounds_fall_back_to_the_test_errors() -> None:
         [(4, {"hospital-id": "h1", "sum-abs-error": 8.0, "sum-sq-error": 20.0})],
     )
     assert "validation" not in result
-    assert evaluation.selection_metrics(result) == result["pooled"]
+    assert evaluation.selection_metrics(result, "icu-los") == result["pooled"]
+    # a classifier's round recorded without validation is not ranked on test
+    legacy = {"pooled": {"f1": 0.9}, "hospitals": {}}
+    assert evaluation.selection_metrics(legacy, "ecg-arrhythmia") == {}

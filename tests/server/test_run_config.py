@@ -39,6 +39,17 @@ def test_unset_training_keys_come_from_the_tasks_recipe() -> None:
             recipe.max_grad_norm,
         )
         assert run.resolved() == run  # idempotent
+    # Another strategy than the recipe's keeps its own optimiser, never the
+    # other strategy's learning rates.
+    fedavg = RunConfig(strategy="fedavg").resolved()
+    ecg = get_task("ecg-arrhythmia").recipe
+    assert (fedavg.local_optimizer, fedavg.learning_rate) == ("adam", ecg.server_lr)
+    icu = RunConfig(task="icu-los", strategy="fedadam").resolved()
+    assert (icu.local_optimizer, icu.learning_rate) == ("sgd", 1.0)
+    assert icu.server_learning_rate == 0.05
+    # an explicit sample rate replaces a batch-based recipe's batch
+    rate = RunConfig(task="icu-los", sample_rate=0.25).resolved()
+    assert (rate.batch_size, rate.sample_rate) == (0, 0.25)
     # A key that is set wins over the recipe.
     run = RunConfig(num_server_rounds=3, strategy="fedavg", batch_size=16).resolved()
     assert (run.num_server_rounds, run.strategy, run.batch_size) == (3, "fedavg", 16)
@@ -142,3 +153,19 @@ def test_invalid_values_name_the_rule(raw: dict, message: str) -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         RunConfig().seed = 1  # type: ignore[misc]
+
+
+def test_resume_refuses_other_training_settings(tmp_path: Path) -> None:
+    from server.app import _check_same_training
+
+    started = RunConfig(task="ecg-arrhythmia").resolved()
+    _check_same_training(started, started.to_run_config(), tmp_path)  # the same
+    # more rounds: the hospitals' own plans refuse them, not the resume
+    longer = RunConfig(num_server_rounds=30)
+    _check_same_training(longer, started.to_run_config(), tmp_path)
+    # a run started under the old defaults, resumed under the recipe
+    old = {"num-server-rounds": 4, "strategy": "fedavg", "local-epochs": 1,
+           "batch-size": 64, "learning-rate": 0.001, "max-grad-norm": 1.0}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"strategy 'fedavg' -> 'fedadam'") as err:
+        _check_same_training(RunConfig(), old, tmp_path)
+    assert "batch-size 64 -> 0" in str(err.value) and str(tmp_path) in str(err.value)

@@ -199,7 +199,7 @@ def plain_run(
 
 @pytest.fixture(scope="module")
 def resumed_run(plain_run: Simulated, cohort: list[Path]) -> Iterator[dict[str, Any]]:
-    """``plain_run`` (stopped after 2 of 3 rounds) resumed, h3's budget spent between."""
+    """``plain_run`` (stopped after 2 of 3 rounds) resumed; h3 spent in between."""
     before = {
         "history": json.loads((plain_run.run_dir / "history.json").read_text()),
         "plans": {h: _ledger(plain_run, h).plans for h in HOSPITALS},
