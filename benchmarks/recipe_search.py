@@ -57,7 +57,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     weights = get_weights(build(False))
     common: dict[str, Any] = {"initial_parameters": ndarrays_to_parameters(weights)}
     if args.strategy == "fedadam":
-        strategy = FedAdam(eta=args.server_lr, eta_l=args.local_lr, tau=1e-6, **common)
+        strategy = FedAdam(
+            eta=args.server_lr,
+            eta_l=args.local_lr,
+            tau=args.tau,
+            beta_2=args.beta2,
+            **common,
+        )
     else:
         strategy = FedAvg(**common)
     tmp = Path(tempfile.mkdtemp())
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", default="fedadam", choices=("fedadam", "fedavg"))
     parser.add_argument("--server-lr", type=float, default=0.05)
     parser.add_argument("--clip", type=float, default=0.3)
+    parser.add_argument("--tau", type=float, default=1e-6, help="FedAdam's epsilon")
+    parser.add_argument("--beta2", type=float, default=0.99, help="FedAdam's beta_2")
     parser.add_argument("--epsilon", type=float, default=2.0)
     parser.add_argument("--unit", default="patient")
     parser.add_argument("--no-dp", action="store_true")
