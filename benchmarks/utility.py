@@ -229,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         help="CI's smoke size: ecg-arrhythmia without DP and at patient eps 8, "
         "2 seeds, cohort scale 0.3",
     )
+    parser.add_argument(
+        "--dp-only",
+        action="store_true",
+        help="Leave out the no-DP settings (and so the centralized arm)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     parser.add_argument("--work", type=Path, default=None, help="Run folders")
     parser.add_argument(
@@ -250,12 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("flwr").setLevel(logging.WARNING)
     if args.source is not None:
         reports = [json.loads(path.read_text()) for path in args.source]
-        report = reports[0]
-        for other in reports[1:]:
-            report["rows"] += other["rows"]
-            report["hospital_checks"] += other["hospital_checks"]
-            report["total_s"] += other["total_s"]
-            report["command"] += "; " + other["command"]
+        report = merge(reports)
     else:
         report = measure(args)
         out = args.out or ROOT / "benchmarks" / "results" / (
@@ -276,12 +276,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows of several runs; a later run's row replaces an earlier one's."""
+
+    def key(row: dict[str, Any]) -> tuple:
+        return (row["task"], row["arm"], row.get("method"), row["privacy_unit"],
+                row["epsilon"])  # fmt: skip
+
+    rows: dict[tuple, dict[str, Any]] = {}
+    checks: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        for row in report["rows"]:
+            rows[key(row)] = row
+        for check in report["hospital_checks"]:
+            checks[check["setting"]] = {**check, "seeds": report["seeds"]}
+    merged = dict(reports[0])
+    merged.update(
+        rows=list(rows.values()),
+        hospital_checks=list(checks.values()),
+        total_s=sum(r["total_s"] for r in reports),
+        command="; ".join(r["command"] for r in reports),
+    )
+    return merged
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         chosen = [Setting(ECG, None, None), Setting(ECG, "patient", 8.0)]
         seeds, scale = args.seeds[:2], 0.3
     else:
         chosen, seeds, scale = settings(args.tasks), args.seeds, args.scale
+    if args.dp_only:
+        chosen = [c for c in chosen if c.unit is not None]
     work = args.work or Path(tempfile.mkdtemp(prefix="fedcare-utility-"))
     started = time.monotonic()
     rows: list[dict[str, Any]] = []

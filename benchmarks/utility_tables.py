@@ -64,10 +64,11 @@ def checks(report: dict[str, Any]) -> str:
         worse = check["worse_federated_than_local"]
         count = sum(len(w) for w in worse)
         seeds = len(worse)
+        seed_list = check.get("seeds", report["seeds"])
         detail = "; ".join(
-            f"seed {report['seeds'][i]}: "
+            f"seed {seed_list[i]}: "
             + ", ".join(
-                f"{w['hospital']} {w['federated']:.3f} < {w['local_only']:.3f}"
+                f"{w['hospital']} {w['federated']:.4f} < {w['local_only']:.4f}"
                 for w in ws
             )
             for i, ws in enumerate(worse)

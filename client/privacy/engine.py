@@ -69,11 +69,30 @@ class UnitDPOptimizer(DPOptimizer):
         self.noisy_grad_hooks: list[NoisyGradHook] = []
         self._batch: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
-    def set_batch(self, batch: UnitBatch, device: torch.device) -> None:
-        """Tell the optimizer which unit each example row of this step belongs to."""
+    def set_batch(
+        self,
+        batch: UnitBatch,
+        device: torch.device,
+        clip_scale: torch.Tensor | None = None,
+    ) -> None:
+        """Tell the optimizer which unit each example row of this step belongs to.
+
+        ``clip_scale`` (one value in (0, 1] per row, e.g. the row's class
+        weight over the largest class weight) clips each unit to
+        ``max_grad_norm`` times the mean scale of its rows, instead of
+        ``max_grad_norm``: a unit's contribution stays bounded by
+        ``max_grad_norm``, so the sensitivity, the noise and the accounting are
+        unchanged, and the class weights that equal clipping would erase are
+        kept (see docs/benchmarks.md).
+        """
         pos = torch.as_tensor(batch.unit_pos, dtype=torch.long, device=device)
         weight = torch.as_tensor(batch.weight, device=device)
-        self._batch = (pos, weight, batch.n_units)
+        scale = None
+        if clip_scale is not None:
+            scale = torch.as_tensor(clip_scale, device=device).to(weight.dtype)
+            if len(scale) != len(pos) or bool(((scale <= 0) | (scale > 1)).any()):
+                raise PrivacyError("clip scales must be in (0, 1], one per row")
+        self._batch = (pos, weight, batch.n_units, scale)
         if len(batch.rows) == 0:  # no unit sampled: the step is noise only
             for p in self.params:
                 p.grad_sample = torch.zeros(
@@ -83,7 +102,7 @@ class UnitDPOptimizer(DPOptimizer):
     def clip_and_accumulate(self) -> None:
         if self._batch is None:
             raise PrivacyError("UnitDPOptimizer.step() without set_batch() first")
-        pos, weight, n_units = self._batch
+        pos, weight, n_units, scale = self._batch
         rows = []
         for p in self.params:
             gs = self._get_flat_grad_sample(p)
@@ -98,10 +117,35 @@ class UnitDPOptimizer(DPOptimizer):
             rows.append(units.index_add_(0, pos, scaled))
         for hook in self.unit_grad_hooks:
             rows = hook(rows)
+        bound = torch.full(
+            (len(rows[0]),), float(self.max_grad_norm), device=rows[0].device
+        )
+        if scale is not None and n_units:
+            # a unit's scale: the mean of its rows' (weight = 1 / its rows)
+            unit_scale = torch.zeros(n_units, device=pos.device, dtype=weight.dtype)
+            unit_scale.index_add_(0, pos, weight * scale)
+            bound[:n_units] *= unit_scale.to(bound.device, bound.dtype)
+        self._clip_and_sum(rows, bound)
+        self._batch = None
+
+    def _clip_and_sum(self, rows: list[torch.Tensor], bound: torch.Tensor) -> None:
+        """Clip row i of every parameter's rows to norm ``bound[i]``; sum the rows."""
+        if len(bound):
+            norms = torch.stack(
+                [r.reshape(len(r), -1).norm(2, dim=-1).to(bound.device) for r in rows],
+                dim=1,
+            ).norm(2, dim=1)
+            factor = (bound / (norms + 1e-6)).clamp(max=1.0)
+        else:
+            factor = bound
         for p, unit_rows in zip(self.params, rows, strict=True):
             p.grad_sample = unit_rows
-        super().clip_and_accumulate()
-        self._batch = None
+            _check_processed_flag(p.grad_sample)
+            unit_rows = unit_rows.to(p.dtype)
+            clip = factor.to(unit_rows.device, p.dtype)
+            summed = torch.einsum("i,i...", clip, unit_rows)
+            p.summed_grad = summed if p.summed_grad is None else p.summed_grad + summed
+            _mark_as_processed(p.grad_sample)
 
     def add_noise(self) -> None:
         std = self.noise_multiplier * self.max_grad_norm
