@@ -257,16 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         reports = [json.loads(path.read_text()) for path in args.source]
         report = merge(reports)
     else:
-        report = measure(args)
         out = args.out or ROOT / "benchmarks" / "results" / (
             f"utility-{datetime.now(timezone.utc).date()}"
             + ("-quick" if args.quick else "")
             + ".json"
         )
         out.parent.mkdir(parents=True, exist_ok=True)
-        from shared_models.atomic import atomic_write_text
-
-        atomic_write_text(out, json.dumps(report, indent=2))
+        report = measure(args, out)
         print(f"wrote {out}")
     if args.markdown is not None:
         from benchmarks.utility_tables import write_markdown
@@ -300,7 +297,9 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Every setting's rows; ``out`` is rewritten (atomically) after each setting,
+    so a stopped run keeps what it measured (``"complete": false``)."""
     if args.quick:
         chosen = [Setting(ECG, None, None), Setting(ECG, "patient", 8.0)]
         seeds, scale = args.seeds[:2], 0.3
@@ -353,8 +352,31 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     summarise(central, "centralized", [r["pca"] for r in per_seed],
                               "pca")
                 )  # fmt: skip
+        _save(out, _report(args, seeds, scale, rows, checks, timings, started, False))
+    report = _report(args, seeds, scale, rows, checks, timings, started, True)
+    _save(out, report)
+    return report
+
+
+def _save(out: Path, report: dict[str, Any]) -> None:
+    from shared_models.atomic import atomic_write_text
+
+    atomic_write_text(out, json.dumps(report, indent=2))
+
+
+def _report(
+    args: argparse.Namespace,
+    seeds: list[int],
+    scale: float,
+    rows: list[dict[str, Any]],
+    checks: list[dict[str, Any]],
+    timings: list[dict[str, Any]],
+    started: float,
+    complete: bool,
+) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
+        "complete": complete,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/utility.py " + " ".join(sys.argv[1:]),
         "machine": {
