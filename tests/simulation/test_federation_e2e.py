@@ -192,7 +192,8 @@ def plain_run(
     root = tmp_path_factory.mktemp("plain")
     # Planned for 3 rounds, stopped (as by a crash) after round 2: the resume
     # below finishes the SAME run, so its plan (and noise) still fits.
-    run = _config(root / "run", secagg=False, num_server_rounds=3)
+    # FedAvg (not the task recipe's FedAdam): its round is the weighted mean.
+    run = _config(root / "run", secagg=False, num_server_rounds=3, strategy="fedavg")
     replies = _simulate(run, cohort, root / "ledgers", root / "flwr", stop_after=2)
     return Simulated(run, root / "run", root / "ledgers", replies)
 
