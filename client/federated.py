@@ -208,6 +208,7 @@ class Hospital:
             lr=run.learning_rate,
             optimizer=run.local_optimizer,
             max_grad_norm=run.max_grad_norm,
+            class_scaled_clip=run.class_scaled_clip,
             proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
             # Seeds augmentation only; DP noise and sampling use OS entropy.
             seed=run.seed

@@ -53,6 +53,7 @@ class RunConfig:
     local_optimizer: str = ""
     sample_rate: float = 0.0
     max_grad_norm: float = 0.0
+    class_scaled_clip: bool = False
     run_epsilon: float = 2.0
     dp: bool = True
     secagg: bool = True
@@ -212,6 +213,7 @@ class RunConfig:
                 "local_optimizer",
                 "sample_rate",
                 "max_grad_norm",
+                "class_scaled_clip",
                 "dp",
             )
         }

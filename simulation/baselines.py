@@ -81,6 +81,7 @@ def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
         sample_rate=run.sample_rate,
         lr=run.server_learning_rate if fedadam else run.learning_rate,
         max_grad_norm=run.max_grad_norm,
+        class_scaled_clip=run.class_scaled_clip,
         seed=run.seed,
         loss_kwargs=task.loss_kwargs(),
     )

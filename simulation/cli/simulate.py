@@ -41,6 +41,12 @@ def command(
     max_grad_norm: float = typer.Option(
         None, "--max-grad-norm", help="DP clipping norm (default: the task's recipe)."
     ),
+    class_scaled_clip: bool = typer.Option(
+        False,
+        "--class-scaled-clip",
+        help="Clip each patient in proportion to its class weight (same bound; "
+        "helps at epsilon 8 and example level, hurts at epsilon 2).",
+    ),
     out: Path = typer.Option(Path("runs/sim"), "--out", help="Run folder to write."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing --out."
@@ -131,6 +137,7 @@ def command(
             "resume": resume,
             "dp": not no_dp,
             "secagg": not no_secagg,
+            "class_scaled_clip": class_scaled_clip,
         }
         for key, value in (
             ("num_server_rounds", rounds),

@@ -208,7 +208,13 @@ def resumed_run(plain_run: Simulated, cohort: list[Path]) -> Iterator[dict[str, 
     _exhaust(plain_run.ledgers / "h3.jsonl")
     before["h3_records"] = _ledger(plain_run, "h3").records
     before["h3_spent"] = _ledger(plain_run, "h3").spent_epsilon
-    run = _config(plain_run.run_dir, num_server_rounds=3, resume=True, secagg=True)
+    run = _config(
+        plain_run.run_dir,
+        num_server_rounds=3,
+        resume=True,
+        secagg=True,
+        strategy="fedavg",
+    )
     replies = _simulate(
         run, cohort, plain_run.ledgers, plain_run.run_dir.parent / "flwr2"
     )

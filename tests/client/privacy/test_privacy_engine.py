@@ -180,9 +180,11 @@ def test_training_scales_the_clip_by_the_public_class_weights() -> None:
 
     batch = UnitBatch(np.array([0, 2, 3]), np.array([0, 0, 1]), np.ones(3), 2)
     y = np.array([0, 1, 1, 0])
-    config = TrainConfig(loss_kwargs={"class_weight": [0.5, 5.0]})
+    weights = {"class_weight": [0.5, 5.0]}
+    config = TrainConfig(loss_kwargs=weights, class_scaled_clip=True)
     np.testing.assert_allclose(_clip_scale(y, batch, config), [0.1, 1.0, 0.1])
-    assert _clip_scale(y, batch, TrainConfig()) is None  # no weights: plain clip
+    assert _clip_scale(y, batch, TrainConfig(class_scaled_clip=True)) is None
+    assert _clip_scale(y, batch, TrainConfig(loss_kwargs=weights)) is None  # off
 
 
 def test_an_empty_poisson_batch_is_a_noise_only_step() -> None:
