@@ -240,11 +240,12 @@ def pool_own(task_name: str, local: dict[str, dict[str, Any]]) -> dict[str, Any]
     each scored by its own hospital's model at that hospital's threshold."""
     task = get_task(task_name)
     if task.kind == "regression":
-        n = sum(m["n"] for m in local.values())
+        scored = [m for m in local.values() if m["n"] and m["mae_days"] is not None]
+        n = sum(m["n"] for m in scored)
         if not n:
             return {"n": 0, "mae_days": None, "rmse_days": None}
-        mae = sum(m["n"] * m["mae_days"] for m in local.values()) / n
-        mse = sum(m["n"] * m["rmse_days"] ** 2 for m in local.values()) / n
+        mae = sum(m["n"] * m["mae_days"] for m in scored) / n
+        mse = sum(m["n"] * m["rmse_days"] ** 2 for m in scored) / n
         return {"n": n, "mae_days": mae, "rmse_days": float(np.sqrt(mse))}
     hists = [np.asarray(m["test_histogram"]) for m in local.values()]
     total = pooled.pool(hists)
