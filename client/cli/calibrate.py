@@ -15,10 +15,10 @@ _OUT = typer.Option(
     None,
     "--out",
     help="Write the calibrated model here (same weights, this hospital's "
-    "threshold); keep it at the hospital [default: report only].",
+    "threshold); keep it at the hospital (default: report only).",
 )
 _SPLIT_SEED = typer.Option(
-    0, "--split-seed", help="Patient split of DATA (as fedcare train) [default: 0]."
+    0, "--split-seed", help="Patient split of DATA (as fedcare train)."
 )
 _FORMAT = typer.Option(OutputFormat.text, "--format")
 
