@@ -88,8 +88,6 @@ def metric_names(task: str) -> tuple[str, ...]:
     """The metrics a row carries for ``task`` (pooled, from the histograms)."""
     if task == "icu-los":
         return ("mae_days", "rmse_days")
-    if task in ("ecg-anomaly", "signal-anomaly"):
-        return ("auroc", "auprc", "f1")
     return ("auroc", "auprc", "f1")
 
 
@@ -188,10 +186,9 @@ def summarise(
     }
     for name in metric_names(setting.task):
         values = [m.get(name) for m in per_seed if m.get(name) is not None]
-        key = name if name.endswith("_days") else name
-        row[f"pooled_{key}_mean"] = statistics.fmean(values) if values else None
-        row[f"pooled_{key}_sd"] = statistics.stdev(values) if len(values) > 1 else None
-        row[f"pooled_{key}_values"] = values
+        row[f"pooled_{name}_mean"] = statistics.fmean(values) if values else None
+        row[f"pooled_{name}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+        row[f"pooled_{name}_values"] = values
     if arm == "single_hospital":
         row["best_hospital"] = [m.get("hospital") for m in per_seed]
     if "best round" in method:

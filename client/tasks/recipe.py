@@ -26,7 +26,7 @@ values is in ``docs/benchmarks.md`` (chosen on synthetic, public data only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
@@ -107,9 +107,6 @@ class Recipe:
         if "epochs" in given and "steps" not in given:
             base["steps"] = 0  # asked for epochs: train epochs, not the steps
         return TrainConfig(**{**base, **given})
-
-    def with_changes(self, **changes: Any) -> Recipe:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 # The measured best recipe for the beat classifier (docs/benchmarks.md).
