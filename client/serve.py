@@ -9,13 +9,22 @@ the plain (non-DP) variant, on CUDA when present. Endpoints:
 - ``POST /predict``: a JSON body (see ``client.serve_schema``), answered with
   class probabilities and the label at the card's threshold, days for
   length of stay, or an anomaly score with the threshold for autoencoders.
+
+Hardening (:class:`ServeLimits`): bodies above ``max_body_bytes`` get 413
+before they are read whole, a content type other than JSON 415, values
+outside ``+-MAX_ABS_VALUE`` or outputs that are not finite 422 (never 500);
+no ``/docs``, ``/redoc`` or ``/openapi.json``; with a token every request
+needs ``Authorization: Bearer <token>`` (401 otherwise). ``fedcare serve``
+refuses to bind beyond loopback without TLS and a token.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +49,53 @@ from shared_models.export import ModelCard, load_model_dir
 
 log = logging.getLogger(__name__)
 BATCH = 512
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What a request may be: its size, and the token it must carry (if any)."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    token: str = ""
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, tls: bool, token: str) -> None:
+    """Refuse a bind beyond loopback unless TLS and a token protect it."""
+    if is_loopback(host) or (tls and token):
+        return
+    needs = (("TLS (--tls-cert, --tls-key)", tls), ("a token (--token-file)", token))
+    missing = [what for what, given in needs if not given]
+    raise ConfigError(
+        f"--host {host}: serving beyond loopback needs {' and '.join(missing)}; "
+        "without them anyone on the network could query the model. Bind "
+        "127.0.0.1, or pass both."
+    )
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in ``path`` (one line, at least 16 characters)."""
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"--token-file {path}: cannot read it ({exc})") from None
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ConfigError(
+            f"--token-file {path}: expected one token of at least 16 characters "
+            "without spaces (e.g. from python -c "
+            "'import secrets; print(secrets.token_urlsafe())')"
+        )
+    return token
 
 
 def load_normalisation(path: Path) -> dict[str, Any]:
@@ -126,6 +182,12 @@ class ModelServer:
             for i in range(0, len(x), BATCH)
         ]
         out = torch.cat(outputs).numpy()
+        if not np.all(np.isfinite(out)):
+            raise RequestError(
+                "inputs",
+                "the model's output is not finite for these values",
+                "values in the range the model was trained on",
+            )
         return {
             "model": self.card.model,
             "task": self.card.task,
@@ -171,12 +233,32 @@ class ModelServer:
         return result
 
 
-def create_app(server: ModelServer) -> FastAPI:
+def create_app(server: ModelServer, limits: ServeLimits | None = None) -> FastAPI:
     """The FastAPI app around ``server`` (thin: parsing and scoring live above)."""
+    limits = limits or ServeLimits()
     app = FastAPI(
         title="fedcare serve",
         description=f"{server.card.task} with {server.card.model}",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Any:
+        if limits.token:
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {limits.token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                error = RequestError(
+                    "authorization", "missing or wrong token", "Bearer <token>", 401
+                )
+                return JSONResponse(
+                    {"detail": error.detail()},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -189,15 +271,36 @@ def create_app(server: ModelServer) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            error = RequestError(
-                "body", f"not valid JSON ({exc})", "a JSON object", 400
-            )
-            return JSONResponse({"detail": error.detail()}, status_code=400)
-        try:
+            body = await _json_body(request, limits.max_body_bytes)
             return JSONResponse(await run_in_threadpool(server.predict, body))
         except RequestError as exc:
             return JSONResponse({"detail": exc.detail()}, status_code=exc.status)
 
     return app
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """The request's JSON, read in chunks up to ``limit`` bytes (413 above it)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise RequestError(
+            "content-type", f"got {kind or 'none'!r}", "application/json", 415
+        )
+    too_big = RequestError(
+        "body", "is too large", f"at most {limit} bytes (split the request)", 413
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(
+            "body", f"not valid JSON ({exc})", "a JSON object", 400
+        ) from None

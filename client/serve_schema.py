@@ -20,6 +20,9 @@ from client.tasks.ecg import normalise_beats
 from shared_models.export import ModelCard
 
 MAX_ITEMS = 4096
+# No physiological value (mV, mmHg, counts of an ADC) comes near this; larger
+# finite values would overflow float32 arithmetic in the model (HTTP 422).
+MAX_ABS_VALUE = 1e6
 BEAT_TASKS = ("ecg-arrhythmia", "ecg-arrhythmia-aami5", "ecg-anomaly")
 VITALS_TASKS = ("icu-deterioration", "icu-los")
 SIGNAL_TASKS = ("signal-anomaly",)
@@ -209,10 +212,12 @@ def _row(value: Any, field: str, length: int, shape: str, nulls: bool) -> np.nda
         if v is None and nulls:
             continue
         number = isinstance(v, (int, float)) and not isinstance(v, bool)
-        if not number or (not math.isfinite(v) and not (nulls and math.isnan(v))):
+        missing = number and nulls and math.isnan(v)
+        if not number or not (missing or abs(v) <= MAX_ABS_VALUE):
             raise RequestError(
                 f"{field}[{j}]",
                 f"got {v!r}",
-                "a finite number" + (" or null" if nulls else ""),
+                f"a finite number within +-{MAX_ABS_VALUE:g}"
+                + (" or null" if nulls else ""),
             )
     return np.asarray(value, dtype=np.float64)

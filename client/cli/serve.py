@@ -24,6 +24,17 @@ _NORMALISATION = typer.Option(
     "model it trained): required for a federated ICU or signal model.",
 )
 _DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+_TLS_CERT = typer.Option(None, "--tls-cert", help="TLS certificate (PEM).")
+_TLS_KEY = typer.Option(None, "--tls-key", help="TLS private key (PEM).")
+_TOKEN = typer.Option(
+    None,
+    "--token-file",
+    help="File holding a bearer token every request must send "
+    "(Authorization: Bearer TOKEN). Needed, with TLS, beyond loopback.",
+)
+_MAX_BODY = typer.Option(
+    4, "--max-body-mb", min=1, max=256, help="Largest request body, in MiB (413 above)."
+)
 
 
 def command(
@@ -32,14 +43,33 @@ def command(
     port: int = _PORT,
     normalisation: Path | None = _NORMALISATION,
     device: str = _DEVICE,
+    tls_cert: Path | None = _TLS_CERT,
+    tls_key: Path | None = _TLS_KEY,
+    token_file: Path | None = _TOKEN,
+    max_body_mb: int = _MAX_BODY,
 ) -> None:
     """Serve MODEL: GET /health, GET /model, POST /predict (JSON)."""
     setup_logging()
     with user_errors():
         import uvicorn
 
-        from client.serve import ModelServer, create_app, load_normalisation
+        from client.errors import ConfigError
+        from client.serve import (
+            ModelServer,
+            ServeLimits,
+            check_bind,
+            create_app,
+            load_normalisation,
+            read_token,
+        )
 
+        if (tls_cert is None) != (tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        for path in (tls_cert, tls_key):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{path}: no such file")
+        token = read_token(token_file) if token_file else ""
+        check_bind(host, tls_cert is not None, token)
         stats = load_normalisation(normalisation) if normalisation else None
         server = ModelServer(model, stats, device)
         if server.stats is None:
@@ -48,8 +78,17 @@ def command(
                 "normalisation statistics (--normalisation STATS.json)",
                 err=True,
             )
-        app = create_app(server)
+        app = create_app(server, ServeLimits(max_body_mb * 1024 * 1024, token))
+    scheme = "https" if tls_cert else "http"
     typer.echo(
-        f"serving {server.card.task} ({server.card.model}) on http://{host}:{port}"
+        f"serving {server.card.task} ({server.card.model}) on {scheme}://{host}:{port}"
+        + (" (token required)" if token else "")
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )

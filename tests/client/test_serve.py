@@ -275,3 +275,99 @@ def test_cli_refuses_a_missing_model_or_bad_normalisation(
     assert missing.exit_code == 2 and "card.json not found" in missing.output
     assert bad_stats.exit_code == 2 and "--normalisation" in bad_stats.output
     assert "/predict" in runner.invoke(cli, ["serve", "--help"]).output
+
+
+# -- hardening (issue: only masked, noised aggregates leave a hospital) ------------
+
+
+def test_oversized_bodies_get_413_before_they_are_read(models: dict[str, Path]) -> None:
+    from client.serve import ServeLimits
+
+    app = create_app(
+        ModelServer(models["ecg-arrhythmia"], None, "cpu"), ServeLimits(10_000)
+    )
+    client = TestClient(app)
+    big = client.post("/predict", json={"beats": _beats(200)})  # ~ 100 kB
+    small = client.post("/predict", json={"beats": _beats(2)})
+
+    assert big.status_code == 413 and big.json()["detail"]["field"] == "body"
+    assert small.status_code == 200
+
+
+def test_only_json_is_accepted(models: dict[str, Path]) -> None:
+    client = _client(models["ecg-arrhythmia"])
+    body = json.dumps({"beats": _beats(1)})
+
+    form = client.post("/predict", content=body, headers={"content-type": "text/plain"})
+    none = client.post("/predict", content=body.encode(), headers={"content-type": ""})
+
+    assert form.status_code == 415 and none.status_code == 415
+    assert form.json()["detail"]["expected"] == "application/json"
+
+
+@pytest.mark.parametrize("value", [1e300, -3.4e38, 1e7])
+def test_huge_finite_values_are_422_not_500(models: dict[str, Path], value) -> None:
+    beats = _beats(1)
+    beats[0][5] = value
+
+    reply = _client(models["ecg-arrhythmia"]).post("/predict", json={"beats": beats})
+
+    assert reply.status_code == 422
+    assert reply.json()["detail"]["field"] == "beats[0][5]"
+
+
+def test_docs_endpoints_are_off(models: dict[str, Path]) -> None:
+    client = _client(models["ecg-arrhythmia"])
+    assert [
+        client.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json")
+    ] == [
+        404,
+        404,
+        404,
+    ]
+
+
+def test_a_token_is_required_when_configured(models: dict[str, Path]) -> None:
+    from client.serve import ServeLimits
+
+    token = "s3cret-token-of-enough-length"
+    app = create_app(
+        ModelServer(models["ecg-arrhythmia"], None, "cpu"), ServeLimits(token=token)
+    )
+    client = TestClient(app)
+
+    assert client.get("/health").status_code == 401
+    wrong = client.get("/health", headers={"authorization": "Bearer nope"})
+    good = client.get("/health", headers={"authorization": f"Bearer {token}"})
+    assert wrong.status_code == 401 and good.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+    ],  # fmt: skip
+)
+def test_non_loopback_binds_need_tls_and_a_token(
+    models: dict[str, Path], tmp_path: Path, host: str, ok: bool
+) -> None:
+    runner = CliRunner()
+    token = tmp_path / "token"
+    token.write_text("x" * 32)
+    args = ["serve", "--model", str(models["ecg-arrhythmia"]), "--host", host]
+
+    from client.serve import check_bind
+
+    check_bind(host, tls=True, token="x" * 32)  # both given: any address
+    if ok:
+        check_bind(host, tls=False, token="")
+        return
+    refused = runner.invoke(cli, args)
+    with_token_only = runner.invoke(cli, [*args, "--token-file", str(token)])
+    assert refused.exit_code == 2 and "needs TLS" in refused.output
+    assert with_token_only.exit_code == 2 and "needs TLS" in with_token_only.output
+    assert "a token" not in with_token_only.output
