@@ -13,6 +13,7 @@ supports SecAgg+ with the Message API.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from flwr.client import NumPyClient
@@ -25,27 +26,27 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
     Stage,
 )
 
-from client.errors import ConfigError
+from client.errors import ConfigError, FedcareError, PolicyError
 from server.config import RunConfig
+from shared_models import wire
 
 if TYPE_CHECKING:
     from client.federated import Hospital
 
-RUN_KEY_PREFIX = "run."
+log = logging.getLogger(__name__)
 
 
 def pack_run_config(run: RunConfig) -> dict[str, Any]:
     """The run config as fit/evaluate instruction entries (``run.<key>``)."""
-    return {RUN_KEY_PREFIX + k: v for k, v in run.to_run_config().items()}
+    return wire.pack_run_config(run.to_run_config())
 
 
 def unpack_run_config(config: dict[str, Any]) -> RunConfig:
-    raw = {
-        k[len(RUN_KEY_PREFIX) :]: v
-        for k, v in config.items()
-        if k.startswith(RUN_KEY_PREFIX)
-    }
-    return RunConfig.from_run_config(raw)
+    return RunConfig.from_run_config(wire.unpack_run_config(config))
+
+
+class HospitalError(FedcareError):
+    """What the aggregator sees of an error at a hospital (no reason, no data)."""
 
 
 class HospitalClient(NumPyClient):
@@ -69,15 +70,45 @@ class HospitalClient(NumPyClient):
         return self._hospital(config).initial_weights()
 
     def fit(self, parameters: list, config: dict[str, Any]) -> tuple[list, int, dict]:
+        """Train (or, in the pool-evaluation phase, score) and reply.
+
+        The real example count is the SecAgg+ weight, folded into the masked
+        vector by ``secaggplus_mod``; ``hospital_policy_guard`` then replaces
+        the clear copy by 1. Only ``wire.clear_metrics`` travel in clear.
+        """
         hospital = self._hospital(config)
-        return hospital.fit(
+        if config.get(wire.PHASE_KEY) == wire.POOL_PHASE:
+            parts = hospital.pool(parameters)
+            missing = set(wire.pool_keys(hospital.task.kind)) ^ set(parts)
+            if missing:
+                raise ConfigError(f"pool vector keys differ: {sorted(missing)}")
+            # Weight POOL_MAX_WEIGHT: Flower's aggregate is then the mean.
+            arrays = wire.pool_vector(parts)
+            return (
+                arrays,
+                int(wire.POOL_MAX_WEIGHT),
+                wire.clear_metrics({wire.HOSPITAL_ID: hospital.settings.hospital_id}),
+            )
+        weights, examples, metrics = hospital.fit(
             parameters, int(config["server-round"]), str(config["run-name"])
         )
+        return weights, examples, wire.clear_metrics(metrics)
 
     def evaluate(
         self, parameters: list, config: dict[str, Any]
     ) -> tuple[float, int, dict]:
-        return self._hospital(config).evaluate(parameters)
+        """Own metrics at the pooled threshold, kept at the hospital; the reply
+        carries them only when the hospital's policy has share-metrics."""
+        hospital = self._hospital(config)
+        edge = config.get(wire.THRESHOLD_KEY)
+        _, _, metrics = hospital.evaluate(
+            parameters,
+            None if edge is None or int(edge) < 0 else int(edge),
+            int(config.get("server-round", 0)),
+            str(config.get("run-name", "")),
+        )
+        share = metrics if hospital.settings.policy.share_metrics else None
+        return 0.0, 1, wire.clear_metrics(metrics, share)
 
 
 def client_fn(context: Context) -> Any:
@@ -113,6 +144,30 @@ def _policy(msg: Message, context: Context) -> Any:
 
 
 def hospital_policy_guard(msg: Message, context: Context, call_next: Any) -> Message:
+    """Every message through the hospital's policy; errors leave as a reference.
+
+    Any error is logged here in full with a random reference; the aggregator
+    gets only ``wire.generic_error(reference)`` (a policy refusal keeps its
+    own generic text), never a data value, row number or path.
+    """
+    try:
+        reply = _guarded(msg, context, call_next)
+    except PolicyError as exc:
+        reference = wire.error_reference()
+        log.warning("refused (reference %s)", reference)
+        raise PolicyError(f"{exc} (reference {reference})") from None
+    except Exception:
+        reference = wire.error_reference()
+        log.exception("hospital error, reference %s", reference)
+        raise HospitalError(wire.generic_error(reference)) from None
+    if reply.has_content():
+        counts = reply.content.metric_records.get("fitres.num_examples")
+        if counts is not None and RECORD_KEY_CONFIGS in reply.content.config_records:
+            counts["num_examples"] = 1  # the real weight is inside the mask
+    return reply
+
+
+def _guarded(msg: Message, context: Context, call_next: Any) -> Message:
     """Send weights only as this hospital's policy allows, then run SecAgg+.
 
     A train message without SecAgg+ stage configs is answered only when the

@@ -26,7 +26,6 @@ from client.training import PrivateRun, TrainConfig, predict, steps_per_epoch, t
 from server.config import RunConfig
 from shared_models import create_model, pooled
 from shared_models.export import get_weights, set_weights
-from shared_models.metrics import best_f1_threshold
 
 log = logging.getLogger(__name__)
 _PREPARED: dict[tuple[str, str, int], Prepared] = {}
@@ -44,6 +43,13 @@ class NodeSettings:
     epsilon: float
     delta: float = 1e-5
     policy: HospitalPolicy = HospitalPolicy()
+    report_dir: Path | None = None
+
+    @property
+    def reports(self) -> Path:
+        """Where this hospital keeps its own record of each run (``report-dir``;
+        by default ``fedcare-reports`` beside the ledger)."""
+        return self.report_dir or self.ledger_path.parent / "fedcare-reports"
 
     @classmethod
     def from_node_config(
@@ -78,6 +84,7 @@ class NodeSettings:
             float(node["epsilon"]),
             float(node.get("delta", 1e-5)),
             HospitalPolicy.from_node_config(node),
+            Path(str(node["report-dir"])) if node.get("report-dir") else None,
         )
 
 
@@ -184,19 +191,25 @@ class Hospital:
                 server_round,
                 exc,
             )
-            # The full reason (spent, budget, ledger path) stays in the
-            # hospital's log; the aggregator learns only that it declined.
+            # The full reason (spent, budget, ledger path) stays at the
+            # hospital; it sends a zero-weight masked vector (client/app.py).
             metrics["declined"] = DECLINED_BUDGET
             metrics.update(self._budget_metrics())
+            self.local_report(run_name).record("fit", server_round, metrics)
             return weights, 0, metrics
         metrics.update(
             {
                 "train-loss": float(result["train_loss"] or 0.0),
                 "steps": int(result["steps"]),
+                "examples": len(fit),
             },
             **self._budget_metrics(),
         )
+        self.local_report(run_name).record("fit", server_round, metrics)
         return get_weights(model), len(fit), metrics
+
+    def local_report(self, run_name: str) -> LocalReport:
+        return LocalReport(self.settings.reports, run_name, self.settings.hospital_id)
 
     def _train_config(self, server_round: int) -> TrainConfig:
         run = self.run
@@ -290,38 +303,103 @@ class Hospital:
             "epsilon-budget": ledger.budget.epsilon,
         }
 
-    def evaluate(self, weights: list[np.ndarray]) -> tuple[float, int, dict[str, Any]]:
-        """Score the global model on the local test split: (loss, examples, metrics)."""
+    def pool(self, weights: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The sums the federation pools under SecAgg+ (``shared_models.wire``):
+        validation and test score histograms, or the test error sums."""
         model = self.model(weights, dp=False)
         test, val = self.prepared.test, self.prepared.val
-        metrics: dict[str, Any] = {"hospital-id": self.settings.hospital_id}
-        with torch.no_grad():
-            loss = float(model.loss(torch.as_tensor(test.x), _target(test.y)).item())
         if self.task.kind == "regression":
             err = predict(model, test.x) - test.y
-            metrics.update(
-                {
-                    "sum-abs-error": float(np.abs(err).sum()),
-                    "sum-sq-error": float((err**2).sum()),
-                }
-            )
-        else:
-            metrics.update(self._histograms(model, val, test))
-        return loss, len(test), metrics
-
-    def _histograms(
-        self, model: torch.nn.Module, val: Any, test: Any
-    ) -> dict[str, Any]:
-        kind = self.task.kind
-        out: dict[str, Any] = {}
+            return {
+                "n": np.asarray([len(test)]),
+                "sum-abs-error": np.asarray([np.abs(err).sum()]),
+                "sum-sq-error": np.asarray([(err**2).sum()]),
+            }
+        out = {}
         for name, part in (("val", val), ("test", test)):
             scores, labels = scores_and_labels(self.task, model, part)
-            out[f"{name}-histogram"] = pooled.encode(
-                pooled.histogram(labels, scores, kind)
+            out[f"{name}-histogram"] = np.asarray(
+                pooled.histogram(labels, scores, self.task.kind)
             )
-            if name == "val" and kind == "binary":
-                out["local-threshold"] = best_f1_threshold(labels, scores)
         return out
+
+    def evaluate(
+        self,
+        weights: list[np.ndarray],
+        edge: int | None = None,
+        server_round: int = 0,
+        run_name: str = "",
+    ) -> tuple[float, int, dict[str, Any]]:
+        """This hospital's own metrics of the global model on its test split, at
+        the pooled threshold (bin ``edge`` of the pooled validation histogram):
+        (loss, examples, metrics). Recorded in the hospital's local report."""
+        model = self.model(weights, dp=False)
+        test = self.prepared.test
+        metrics: dict[str, Any] = {}
+        with torch.no_grad():
+            loss = float(model.loss(torch.as_tensor(test.x), _target(test.y)).item())
+        sums = self.pool(weights)
+        if self.task.kind == "regression":
+            n = int(sums["n"][0])
+            metrics.update(
+                n=n,
+                mae_days=float(sums["sum-abs-error"][0]) / n if n else None,
+                rmse_days=float(np.sqrt(sums["sum-sq-error"][0] / n)) if n else None,
+            )
+        else:
+            hist = sums["test-histogram"]
+            if edge is None:
+                metrics.update(
+                    n=int(hist.sum()),
+                    positives=int(hist[1].sum()),
+                    auroc=pooled.auroc(hist),
+                    auprc=pooled.auprc(hist),
+                )
+            else:
+                metrics.update(pooled.summary(hist, edge, self.task.kind))
+        if run_name:
+            self.local_report(run_name).record(
+                "evaluation", server_round, {**metrics, "loss": loss}
+            )
+        return loss, len(test), {"hospital-id": self.settings.hospital_id, **metrics}
+
+
+class LocalReport:
+    """A hospital's own record of a federated run
+    (``<report-dir>/<hospital-id>/<run>.json``):
+    per round, how it trained (steps, loss, epsilon, or why it declined) and
+    its own metrics of the global model. It never leaves the hospital."""
+
+    def __init__(self, folder: Path, run_name: str, hospital_id: str) -> None:
+        def safe(name: str) -> str:
+            return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+        self.path = Path(folder) / safe(hospital_id) / f"{safe(run_name)}.json"
+        self.run_name = run_name
+        self.hospital_id = hospital_id
+
+    def load(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {
+                "run_name": self.run_name,
+                "hospital_id": self.hospital_id,
+                "fit": {},
+                "evaluation": {},
+            }
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.path}: unreadable local report ({exc})") from None
+
+    def record(self, section: str, server_round: int, entry: dict[str, Any]) -> None:
+        from shared_models.atomic import atomic_write_text
+
+        data = self.load()
+        data[section][str(server_round)] = {
+            k: v for k, v in entry.items() if k != "hospital-id"
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps(data, indent=2, default=str))
 
 
 def scores_and_labels(

@@ -14,6 +14,8 @@ node-config key          default    meaning
 ``max-run-epsilon``      (none)     cap on the epsilon one run may spend
 ``privacy-unit``         patient    ``patient`` or ``example``
 ``split-seed``           0          the seed of this hospital's patient split
+``share-metrics``        false      send this hospital's own evaluation metrics
+                                    to the aggregator (else only pooled sums)
 =======================  =========  ==============================================
 
 ``max-run-epsilon`` caps each run; the aggregator names runs and can start
@@ -44,6 +46,7 @@ KEYS = (
     "max-run-epsilon",
     "privacy-unit",
     "split-seed",
+    "share-metrics",
 )
 
 
@@ -57,6 +60,7 @@ class HospitalPolicy:
     max_run_epsilon: float | None = None
     privacy_unit: str = DEFAULT_PRIVACY_UNIT
     split_seed: int = 0
+    share_metrics: bool = False
 
     def __post_init__(self) -> None:
         check_privacy_unit(self.privacy_unit)
@@ -83,6 +87,7 @@ class HospitalPolicy:
             else _float("max-run-epsilon", cap),
             privacy_unit=str(node.get("privacy-unit", DEFAULT_PRIVACY_UNIT)),
             split_seed=_int(node, "split-seed", 0),
+            share_metrics=_bool(node, "share-metrics", False),
         )
 
     def run_epsilon(self, asked: float) -> float:

@@ -24,8 +24,8 @@ from server.bootstrap import initial_model
 from server.config import RunConfig
 from server.history import RunHistory
 from server.run_state import FederatedRun
-from server.strategy import make_strategy
-from server.workflow import build_workflow
+from server.strategy import instruction_config, make_strategy
+from server.workflow import PoolEvaluation, build_workflow
 from shared_models.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,11 @@ def run_federation(
         return state
     initial = state.weights.pop("initial")
     strategy = make_strategy(run, state, initial, _server_eval(run, state))
+    pooling = PoolEvaluation(run, instruction_config(run, state), state.on_pool)
     legacy = LegacyContext(
         context=context, config=ServerConfig(num_rounds=remaining), strategy=strategy
     )
-    build_workflow(run)(grid, legacy)
+    build_workflow(run, pooling)(grid, legacy)
     return state
 
 

@@ -105,7 +105,11 @@ def round_record(
     """The (unsealed) audit record of one round, from its history record."""
     fit = history_round.get("fit", {})
     dropped = [
-        {"hospital": h, "status": "declined", "reason": f.get("reason", "")}
+        {
+            "hospital": h,
+            "status": "declined",
+            "reason": "sent 0 examples (visible only without SecAgg+)",
+        }
         for h, f in sorted(fit.items())
         if f.get("status") == "declined"
     ]
@@ -130,7 +134,7 @@ def round_record(
         "run_id": run_id,
         "round": number,
         "time": datetime.now(timezone.utc).isoformat(),
-        "participating": sorted(h for h, f in fit.items() if f["status"] == "trained"),
+        "participating": sorted(h for h, f in fit.items() if f["status"] != "declined"),
         "dropped": dropped,
         "model_before": before,
         "model_after": after,

@@ -20,9 +20,9 @@ from flwr.common import Code, GetParametersIns, GetPropertiesIns, parameters_to_
 from flwr.common.constant import MessageTypeLegacy
 from flwr.serverapp import Grid
 
-from client.app import pack_run_config
 from client.errors import FedcareError
 from server.config import RunConfig
+from shared_models import wire
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def initial_model(grid: Grid, run: RunConfig) -> tuple[list, dict[str, Any]]:
     """(initial weights, model card info) from one random connected hospital."""
     nodes = wait_for_nodes(grid, run.min_available_hospitals)
     node = random.Random(run.seed).choice(sorted(nodes))
-    config = pack_run_config(run)
+    config = wire.pack_run_config(run.to_run_config())
     props = _ask(
         grid,
         node,

@@ -57,8 +57,9 @@ class RunConfig:
     run_epsilon: float = 2.0
     dp: bool = True
     secagg: bool = True
-    secagg_num_shares: int = 3
-    secagg_reconstruction_threshold: int = 2
+    secagg_num_shares: float = 1.0
+    secagg_reconstruction_threshold: float = 0.67
+    min_secagg_hospitals: int = 3
     secagg_clipping_range: float = 8.0
     secagg_quantization_range: int = 4194304
     secagg_max_weight: float = 20000.0
@@ -126,16 +127,56 @@ class RunConfig:
             _check(getattr(self, key) > 0, _kebab(key), getattr(self, key), "> 0")
         _check(self.proximal_mu >= 0, "proximal-mu", self.proximal_mu, ">= 0")
         _check(
-            self.secagg_num_shares >= 2,
+            self.min_secagg_hospitals >= 2,
+            "min-secagg-hospitals",
+            self.min_secagg_hospitals,
+            ">= 2 (with 1 the masked sum is that hospital's update)",
+        )
+        self._check_secagg()
+
+    def _check_secagg(self) -> None:
+        """SecAgg+'s settings, by Flower's own rules (its workflow's checks)
+        and fedcare's margin: a reconstruction threshold above half the
+        shares, so no one party can collect both of a hospital's secrets."""
+        shares, threshold = self.secagg_shares()
+        _check(
+            (0 < shares <= 1) or (isinstance(shares, int) and shares >= 3),
             "secagg-num-shares",
             self.secagg_num_shares,
-            ">= 2",
+            "a fraction in (0, 1] of the sampled hospitals, or a count >= 3",
         )
         _check(
-            1 <= self.secagg_reconstruction_threshold <= self.secagg_num_shares,
+            (0.5 < threshold <= 1)
+            if isinstance(threshold, float)
+            else threshold > shares / 2
+            if isinstance(shares, int)
+            else threshold >= 2,
             "secagg-reconstruction-threshold",
             self.secagg_reconstruction_threshold,
-            f"between 1 and secagg-num-shares ({self.secagg_num_shares})",
+            "a fraction in (0.5, 1] of the shares, or a count above half of "
+            "secagg-num-shares (and below it)",
+        )
+        try:  # Flower's own checks, now rather than at the first round
+            from flwr.server.workflow import SecAggPlusWorkflow
+
+            SecAggPlusWorkflow(
+                num_shares=shares,
+                reconstruction_threshold=threshold,
+                max_weight=self.secagg_max_weight,
+                clipping_range=self.secagg_clipping_range,
+                quantization_range=self.secagg_quantization_range,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"run-config secagg-*: Flower's SecAgg+ refuses these settings: {exc}"
+            ) from None
+
+    def secagg_shares(self) -> tuple[int | float, int | float]:
+        """(num_shares, reconstruction_threshold) as Flower reads them: a float
+        <= 1 is a fraction (of the sampled hospitals; of the shares), a
+        larger whole number a count."""
+        return _count_or_fraction(self.secagg_num_shares), _count_or_fraction(
+            self.secagg_reconstruction_threshold
         )
 
     @classmethod
@@ -220,6 +261,12 @@ class RunConfig:
 
     def to_run_config(self) -> dict[str, Any]:
         return {_kebab(f.name): getattr(self, f.name) for f in fields(self)}
+
+
+def _count_or_fraction(value: float) -> int | float:
+    if value > 1 and float(value).is_integer():
+        return int(value)
+    return float(value)
 
 
 def _kebab(name: str) -> str:

@@ -1,12 +1,14 @@
-"""Global evaluation: per-hospital and pooled metrics from hospitals' replies.
+"""Global evaluation: pooled metrics from the hospitals' summed histograms.
 
-Hospitals reply with score histograms of their validation and test splits
-(classification and anomaly tasks) or error sums (length of stay). The
+Hospitals send score histograms of their validation and test splits
+(classification and anomaly tasks) or error sums (length of stay), masked by
+SecAgg+: the aggregator sees only their sums (``shared_models.wire``). The
 decision threshold of the global model is chosen on the POOLED validation
 histograms (best F1 for classifiers; a percentile of normal scores for
 autoencoders) and every metric at a threshold, pooled or per hospital, is
-taken at that one threshold. Pooled AUROC is over all hospitals' test
-examples, from their histograms (see ``shared_models.pooled``).
+taken at that one threshold; each hospital computes its own metrics at it
+and keeps them. Pooled AUROC is over all hospitals' test examples, from
+their histograms (see ``shared_models.pooled``).
 """
 
 from __future__ import annotations
@@ -35,30 +37,65 @@ def primary_metric(task: str) -> tuple[str, bool]:
     return ("auprc", True) if task in ANOMALY_PERCENTILE else ("f1", True)
 
 
-def aggregate(task: str, replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """(examples, metrics) per hospital -> {"pooled", "hospitals", "threshold"}."""
-    if not replies:
-        return {"pooled": {}, "hospitals": {}, "threshold": None}
-    if task_kind(task) == "regression":
-        return _regression(replies)
+def pooled_result(task: str, sums: dict[str, Any]) -> dict[str, Any]:
+    """The pooled evaluation from the hospitals' summed histograms or error
+    sums (``shared_models.wire.unpool``): {"pooled", "threshold", "edge",
+    "validation"}. ``edge`` (the threshold's bin) is what hospitals get back
+    to compute their own metrics at the pooled threshold."""
     kind = task_kind(task)
-    val = pooled.pool([pooled.decode(m["val-histogram"]) for _, m in replies])
+    if kind == "regression":
+        n = int(sums["n"])
+        return {
+            "pooled": _errors(n, sums["sum-abs-error"], sums["sum-sq-error"]),
+            "threshold": None,
+            "edge": None,
+        }
+    val = np.asarray(sums["val-histogram"], dtype=np.int64)
+    test = np.asarray(sums["test-histogram"], dtype=np.int64)
     if kind == "binary":
         edge = pooled.best_f1_edge(val)
     else:
         edge = pooled.percentile_edge(val, ANOMALY_PERCENTILE[task])
-    tests = {
-        str(m["hospital-id"]): pooled.decode(m["test-histogram"]) for _, m in replies
-    }
-    hospitals = {h: pooled.summary(hist, edge, kind) for h, hist in tests.items()}
-    result = pooled.summary(pooled.pool(list(tests.values())), edge, kind)
+    result = pooled.summary(test, edge, kind)
     return {
         "pooled": result,
-        "hospitals": hospitals,
         "threshold": result["threshold"],
+        "edge": int(edge),
         # What the best round is chosen on: never the test splits.
         "validation": pooled.summary(val, edge, kind),
     }
+
+
+def judge_parts(
+    task: str, val: np.ndarray | None, tests: dict[str, Any]
+) -> dict[str, Any]:
+    """Where one party holds every part (the simulation's baselines): the
+    pooled result as :func:`pooled_result`, plus each part's own metrics at
+    the pooled threshold under ``hospitals``. ``tests`` maps a name to its test
+    histogram, or for length of stay to ``{"n", "sum-abs-error",
+    "sum-sq-error"}``."""
+    if not tests:
+        return {"pooled": {}, "hospitals": {}, "threshold": None}
+    kind = task_kind(task)
+    if kind == "regression":
+        total = {
+            k: sum(t[k] for t in tests.values())
+            for k in ("n", "sum-abs-error", "sum-sq-error")
+        }
+        result = pooled_result(task, total)
+        result["hospitals"] = {
+            h: _errors(int(t["n"]), t["sum-abs-error"], t["sum-sq-error"])
+            for h, t in tests.items()
+        }
+        return result
+    result = pooled_result(
+        task,
+        {"val-histogram": val, "test-histogram": pooled.pool(list(tests.values()))},
+    )
+    result["hospitals"] = {
+        h: pooled.summary(np.asarray(t), result["edge"], kind) for h, t in tests.items()
+    }
+    return result
 
 
 def selection_metrics(result: dict[str, Any], task: str = "") -> dict[str, Any]:
@@ -74,23 +111,6 @@ def selection_metrics(result: dict[str, Any], task: str = "") -> dict[str, Any]:
     if task_kind(task) == "regression" or not task:
         return result.get("pooled") or {}
     return {}
-
-
-def _regression(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    hospitals = {}
-    total_n, total_abs, total_sq = 0, 0.0, 0.0
-    for n, m in replies:
-        hospitals[str(m["hospital-id"])] = _errors(
-            n, m["sum-abs-error"], m["sum-sq-error"]
-        )
-        total_n += n
-        total_abs += m["sum-abs-error"]
-        total_sq += m["sum-sq-error"]
-    return {
-        "pooled": _errors(total_n, total_abs, total_sq),
-        "hospitals": hospitals,
-        "threshold": None,
-    }
 
 
 def _errors(n: int, abs_sum: float, sq_sum: float) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The run history: one record per round, written as JSON and CSV atomically.
 
-A round record holds the hospitals that took part, declined (with their
-reason) and failed, per-hospital fit results (epsilon spent), per-hospital and
-pooled evaluation metrics, server-side evaluation, and the global model hash.
+A round record holds what the aggregator may know: the hospitals that
+replied (and, without SecAgg+, which sent 0 examples), failures, the pooled
+evaluation (from SecAgg+-summed histograms), the metrics hospitals chose to
+share, server-side evaluation, and the global model hash.
 """
 
 from __future__ import annotations
@@ -49,18 +50,13 @@ class RunHistory:
         atomic_write_text(self.run_dir / CSV_NAME, self._csv())
 
     def _csv(self) -> str:
-        columns = [
-            "round",
-            "hospital",
-            "status",
-            "epsilon_spent",
-            "epsilon_budget",
-            "train_loss",
-            "examples",
-        ]
+        columns = ["round", "hospital", "status"]
         metric_names: list[str] = []
         for record in self.rounds:
-            for metrics in record.get("evaluation", {}).get("hospitals", {}).values():
+            evaluation = record.get("evaluation", {})
+            shown = [evaluation.get("pooled") or {}]
+            shown += list((evaluation.get("hospitals") or {}).values())
+            for metrics in shown:
                 metric_names += [k for k in metrics if k not in metric_names]
         out = io.StringIO()
         writer = csv.writer(out)
@@ -78,15 +74,7 @@ class RunHistory:
                     else evaluation.get("hospitals", {}).get(hospital, {})
                 )
                 writer.writerow(
-                    [
-                        record["round"],
-                        hospital,
-                        fit.get("status", ""),
-                        fit.get("epsilon_spent", ""),
-                        fit.get("epsilon_budget", ""),
-                        fit.get("train_loss", ""),
-                        fit.get("examples", ""),
-                    ]
+                    [record["round"], hospital, fit.get("status", "")]
                     + [metrics.get(k, "") for k in metric_names]
                 )
         return out.getvalue()

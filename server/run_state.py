@@ -1,9 +1,11 @@
 """What the aggregator keeps about one federated run (no Flower here).
 
-Per round: which hospitals trained, declined or failed, their epsilon, the
-global evaluation (per hospital and pooled), a checkpoint of the global
-model, and the best/final exported models. Round numbers continue across
-``--resume`` (Flower's round r of a resumed run is round ``offset + r``).
+Per round: which hospitals replied (under SecAgg+ a decline looks like a
+reply), failures, the pooled evaluation (and the hospitals' own metrics only
+where a hospital's policy shares them), a checkpoint of the global model, and
+the best/final exported models. No per-hospital training value reaches it.
+Round numbers continue across ``--resume`` (Flower's round r of a resumed run
+is round ``offset + r``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from server import audit, checkpoint, evaluation
 from server.config import RunConfig
 from server.history import RunHistory
-from shared_models import create_model
+from shared_models import create_model, wire
 from shared_models.export import ModelCard, arrays_hash, save_model_dir, set_weights
 
 log = logging.getLogger(__name__)
@@ -100,20 +102,20 @@ class FederatedRun:
         record = self.history.round(number)
         fit = {}
         for examples, metrics in replies:
-            declined = str(metrics.get("declined", ""))
-            fit[str(metrics["hospital-id"])] = {
-                "status": "declined" if declined else "trained",
-                "reason": declined,
-                "examples": int(examples),
-                "train_loss": metrics.get("train-loss"),
-                "epsilon_spent": metrics.get("epsilon-spent"),
-                "epsilon_budget": metrics.get("epsilon-budget"),
-            }
+            # Under SecAgg+ a decline is a zero-weight masked vector: it looks
+            # like any other reply. Without SecAgg+ its 0 examples show.
+            masked = self.config.secagg
+            status = (
+                "replied" if masked else ("declined" if not examples else "trained")
+            )
+            fit[str(metrics[wire.HOSPITAL_ID])] = {"status": status}
         record.update(
             time=time.time(),
             fit=fit,
             failures=failures,
-            participating=sorted(h for h, f in fit.items() if f["status"] == "trained"),
+            participating=sorted(
+                h for h, f in fit.items() if f["status"] != "declined"
+            ),
             declined=sorted(h for h, f in fit.items() if f["status"] == "declined"),
             dropped=dropped or [],
         )
@@ -133,17 +135,52 @@ class FederatedRun:
         before = audit.model_before(self.history.rounds, number, self.initial_sha256)
         audit.append_round(self.run_dir, self.run_name, record, before, self.config)
 
+    def on_pool(
+        self,
+        flwr_round: int,
+        sums: dict[str, Any] | None,
+        hospitals: list[str],
+        failures: list[str],
+    ) -> None:
+        """Record the pooled evaluation of round ``flwr_round`` (its sums are
+        SecAgg+'s unmasked total; ``None`` when the pool round failed)."""
+        number = self.offset + flwr_round
+        result: dict[str, Any] = {"pooled": {}, "threshold": None, "edge": None}
+        if sums is not None:
+            result = evaluation.pooled_result(self.config.task, sums)
+        else:
+            log.warning("round %d: the pooled evaluation failed", number)
+        result.update(pooled_from=hospitals, failures=failures, hospitals={})
+        self.history.round(number)["evaluation"] = result
+        self.history.save()
+
+    def pool_edge(self, number: int) -> int | None:
+        """The pooled threshold's bin of round ``number`` (None if not pooled)."""
+        for record in self.history.rounds:
+            if record["round"] == number:
+                return (record.get("evaluation") or {}).get("edge")
+        return None
+
     def on_evaluate(
         self,
         flwr_round: int,
         replies: list[tuple[int, dict[str, Any]]],
         failures: list[str],
     ) -> dict[str, Any]:
+        """Record who evaluated and the metrics hospitals chose to share; export
+        the round's model (final, and best when it ranks best on validation)."""
         number = self.offset + flwr_round
-        result = evaluation.aggregate(self.config.task, replies)
-        result["failures"] = failures
         record = self.history.round(number)
-        record["evaluation"] = result
+        result = record.setdefault(
+            "evaluation", {"pooled": {}, "threshold": None, "hospitals": {}}
+        )
+        result["evaluated_by"] = sorted(str(m[wire.HOSPITAL_ID]) for _, m in replies)
+        result["hospitals"] = {
+            str(m[wire.HOSPITAL_ID]): shared
+            for _, m in replies
+            if (shared := wire.shared_of(m))
+        }
+        result["evaluate_failures"] = failures
         self.history.save()
         weights = self.weights.get(number)
         if weights is not None and result["pooled"]:
@@ -179,7 +216,7 @@ class FederatedRun:
         )
         card.metrics = {
             "pooled_test": result["pooled"],
-            "hospitals_test": result["hospitals"],
+            "hospitals_test": result.get("hospitals") or {},
             "pooled_validation": result.get("validation"),
         }
         model = create_model(card.model, **card.model_config, dp=False)

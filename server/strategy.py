@@ -1,8 +1,9 @@
 """Flower's strategies (FedAvg, FedProx, FedAdam), recording into a FederatedRun.
 
 The aggregation itself is Flower's. The subclass only: sends the run config
-with every instruction, leaves hospitals that declined (0 examples) out of
-the average, records each round, and evaluates on the server's held-out set.
+with every instruction (and the pooled threshold with evaluate ones), keeps a
+round whose aggregate is not finite (every hospital declined) from touching
+the model, records each round, and evaluates on the server's held-out set.
 """
 
 from __future__ import annotations
@@ -13,22 +14,34 @@ from typing import Any
 from flwr.common import Parameters, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.strategy import FedAdam, FedAvg, FedProx
 
-from client.app import pack_run_config
 from server.config import RunConfig
 from server.run_state import FederatedRun
+from server.workflow import failure_text as _failure_text
+from server.workflow import minimum_hospitals
+from shared_models import wire
 
 log = logging.getLogger(__name__)
 BASES = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam}
 
 
-def _failure_text(failure: Any) -> str:
-    return repr(failure if not isinstance(failure, tuple) else failure[1])[:300]
+def instruction_config(run: RunConfig, state: FederatedRun) -> Any:
+    """The config every instruction of round r carries: the run config, the
+    round (continued across resumes) and the run's name."""
+
+    def config(server_round: int) -> dict[str, Any]:
+        return {
+            **wire.pack_run_config(run.to_run_config()),
+            "server-round": state.offset + server_round,
+            "run-name": state.run_name,
+        }
+
+    return config
 
 
 def _learn(results: list, hospital_of: dict[int, str]) -> None:
     for proxy, res in results:
-        if "hospital-id" in res.metrics:
-            hospital_of[proxy.node_id] = str(res.metrics["hospital-id"])
+        if wire.HOSPITAL_ID in res.metrics:
+            hospital_of[proxy.node_id] = str(res.metrics[wire.HOSPITAL_ID])
 
 
 def _dropped(
@@ -49,8 +62,8 @@ def _dropped(
 
 
 def _fit_summary(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """Flower's round-level fit metrics (of the hospitals that trained)."""
-    return {"trained": len(replies), "examples": sum(n for n, _ in replies)}
+    """Flower's round-level fit metrics: how many hospitals replied."""
+    return {"replied": len(replies)}
 
 
 def make_strategy(
@@ -73,6 +86,12 @@ def make_strategy(
             dropped = _dropped(sampled.get(server_round, []), results, hospital_of)
             kept = [(p, r) for p, r in results if r.num_examples > 0]
             params, metrics = (None, {})
+            if kept and not all(
+                wire.finite(parameters_to_ndarrays(r.parameters)) for _, r in kept
+            ):
+                # Under SecAgg+ every hospital that declined sent weight 0; if
+                # all did, Flower's mean divides by 0: nobody trained.
+                kept = []
             if kept:
                 # FedAdam's bias correction counts rounds: continue the count
                 # of a resumed run, whose moments are restored.
@@ -102,29 +121,28 @@ def make_strategy(
             pooled = state.on_evaluate(
                 server_round, replies, [_failure_text(f) for f in failures]
             )
-            losses = [(r.num_examples, r.loss) for _, r in results]
-            total = sum(n for n, _ in losses)
-            loss = sum(n * v for n, v in losses) / total if total else None
-            return loss, {
+            # Hospitals keep their losses; Flower's history gets pooled metrics.
+            return None, {
                 k: v for k, v in pooled.items() if isinstance(v, (int, float))
             }
 
-    def fit_config(server_round: int) -> dict[str, Any]:
-        return {
-            **pack_run_config(run),
-            "server-round": state.offset + server_round,
-            "run-name": state.run_name,
-        }
+    fit_config = instruction_config(run, state)
+
+    def evaluate_config(server_round: int) -> dict[str, Any]:
+        # The pooled threshold's bin, for each hospital's own metrics.
+        edge = state.pool_edge(state.offset + server_round)
+        edge = -1 if edge is None else edge
+        return {**fit_config(server_round), wire.THRESHOLD_KEY: edge}
 
     kwargs: dict[str, Any] = dict(
         fraction_fit=run.fraction_fit,
         fraction_evaluate=run.fraction_evaluate,
-        min_fit_clients=run.min_fit_hospitals,
-        min_evaluate_clients=run.min_evaluate_hospitals,
-        min_available_clients=run.min_available_hospitals,
+        min_fit_clients=minimum_hospitals(run, run.min_fit_hospitals),
+        min_evaluate_clients=minimum_hospitals(run, run.min_evaluate_hospitals),
+        min_available_clients=minimum_hospitals(run, run.min_available_hospitals),
         initial_parameters=ndarrays_to_parameters(initial),
         on_fit_config_fn=fit_config,
-        on_evaluate_config_fn=fit_config,
+        on_evaluate_config_fn=evaluate_config,
         evaluate_fn=server_eval,
         fit_metrics_aggregation_fn=_fit_summary,
         accept_failures=True,

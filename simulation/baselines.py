@@ -100,43 +100,29 @@ def judge_all(
     """``{"pooled", "hospitals", "threshold"}`` of ``model`` on ``tests``."""
     task = get_task(task_name)
     if task.kind == "regression":
-        replies = []
+        sums = {}
         for hid, test in tests.items():
             err = predict(model, test.x) - test.y
-            replies.append(
-                (
-                    len(test),
-                    {
-                        "hospital-id": hid,
-                        "sum-abs-error": float(np.abs(err).sum()),
-                        "sum-sq-error": float((err**2).sum()),
-                    },
-                )
-            )
-        return evaluation.aggregate(task_name, replies)
+            sums[hid] = {
+                "n": len(test),
+                "sum-abs-error": float(np.abs(err).sum()),
+                "sum-sq-error": float((err**2).sum()),
+            }
+        return evaluation.judge_parts(task_name, None, sums)
     val_hists = [
         np.asarray(
             pooled.histogram(*_swap(scores_and_labels(task, model, v)), task.kind)
         )
         for v in vals
     ]
-    val_text = pooled.encode(pooled.pool(val_hists).tolist())  # one threshold for all
-    replies = []
-    for hid, test in tests.items():
-        test_hist = pooled.histogram(
-            *_swap(scores_and_labels(task, model, test)), task.kind
+    test_hists = {
+        hid: np.asarray(
+            pooled.histogram(*_swap(scores_and_labels(task, model, test)), task.kind)
         )
-        replies.append(
-            (
-                len(test),
-                {
-                    "hospital-id": hid,
-                    "val-histogram": val_text,
-                    "test-histogram": pooled.encode(test_hist),
-                },
-            )
-        )
-    return evaluation.aggregate(task_name, replies)
+        for hid, test in tests.items()
+    }
+    # one threshold for all, on the pooled validation histograms
+    return evaluation.judge_parts(task_name, pooled.pool(val_hists), test_hists)
 
 
 def _swap(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

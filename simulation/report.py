@@ -50,21 +50,19 @@ def plot_global(rounds: list[dict[str, Any]], metric: str) -> str:
     return _png(fig)
 
 
-def plot_hospitals(rounds: list[dict[str, Any]], metric: str) -> str:
+def plot_hospitals(summary: dict[str, Any], metric: str) -> str:
+    """Each hospital's own metric of the global model, round by round (from
+    the hospitals' local reports: the aggregator never sees them)."""
     fig, ax = _figure()
-    hospitals = sorted(
-        {h for r in rounds for h in r.get("evaluation", {}).get("hospitals", {})}
-    )
-    for hid in hospitals:
-        points = [
-            (r["round"], r["evaluation"]["hospitals"][hid].get(metric))
-            for r in rounds
-            if hid in r.get("evaluation", {}).get("hospitals", {})
-        ]
+    for hid, entry in sorted(summary["hospitals"].items()):
+        rounds = entry.get("federated_rounds") or {}
+        points = sorted(
+            (int(r), m[metric]) for r, m in rounds.items() if m.get(metric) is not None
+        )
         ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=hid)
     ax.set_xlabel("round")
     ax.set_ylabel(metric)
-    ax.set_title(f"Global model per hospital ({metric})")
+    ax.set_title(f"Global model at each hospital ({metric}, its own report)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _png(fig)
@@ -146,7 +144,7 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     metric = summary["primary_metric"]
     images = [
         plot_global(rounds, metric),
-        plot_hospitals(rounds, metric),
+        plot_hospitals(summary, metric),
         plot_epsilon(summary),
     ]
     if any(h.get("local_only") for h in summary["hospitals"].values()):

@@ -141,6 +141,9 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
             "min-secagg-hospitals": 3,
             "privacy-unit": opts.privacy_unit,
             "split-seed": opts.seed,
+            # Each hospital's own record of the run, which the researcher
+            # (not the aggregator) reads for the per-hospital results.
+            "report-dir": str((opts.out / "hospital-reports").resolve()),
         }
         for d in dirs
     ]
@@ -151,18 +154,13 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
             "reveals each hospital's update to the other. Add hospitals or pass "
             "--no-secagg."
         )
-    shares = min(opts.run.secagg_num_shares, n)
     run = replace(
         opts.run,
         run_dir=str(opts.out),
         min_fit_hospitals=n,
         min_available_hospitals=n,
         min_evaluate_hospitals=n,
-        secagg_num_shares=shares,
-        secagg_reconstruction_threshold=min(
-            opts.run.secagg_reconstruction_threshold,
-            shares - 1 if shares > 2 else shares,
-        ),
+        min_secagg_hospitals=min(opts.run.min_secagg_hospitals, n),
     )
     start = time.monotonic()
     run = run_simulated(
@@ -232,13 +230,16 @@ def build_summary(
     for node in nodes:
         hid = node["hospital-id"]
         entry = dict(table.get(hid, {}))
-        entry["federated"] = final.get("hospitals", {}).get(hid)
-        entry["epsilon_spent"] = _spent(rounds, hid)
-        declines = [
-            r["fit"][hid]["reason"]
-            for r in rounds
-            if r.get("fit", {}).get(hid, {}).get("status") == "declined"
-        ]
+        own = local_report(node, history["run_name"])
+        by_round = sorted(own["evaluation"].items(), key=lambda kv: int(kv[0]))
+        entry["federated"] = _own_metrics(by_round[-1][1]) if by_round else None
+        entry["federated_rounds"] = {r: _own_metrics(m) for r, m in by_round}
+        fits = [own["fit"][r] for r in sorted(own["fit"], key=int)]
+        entry["epsilon_spent"] = next(
+            (f["epsilon-spent"] for f in reversed(fits) if "epsilon-spent" in f),
+            None,
+        )
+        declines = [f["declined"] for f in fits if f.get("declined")]
         entry["declined_rounds"] = len(declines)
         entry["decline_reason"] = declines[-1] if declines else ""
         entry["epsilon_budget"] = node["epsilon"]
@@ -336,12 +337,15 @@ def _best_round(
     return best_round, best
 
 
-def _spent(rounds: list[dict[str, Any]], hid: str) -> float | None:
-    for record in reversed(rounds):
-        value = record.get("fit", {}).get(hid, {}).get("epsilon_spent")
-        if value is not None:
-            return value
-    return None
+def local_report(node: dict[str, Any], run_name: str) -> dict[str, Any]:
+    """A simulated hospital's own record of the run (``client.federated``)."""
+    from client.federated import LocalReport
+
+    return LocalReport(Path(node["report-dir"]), run_name, node["hospital-id"]).load()
+
+
+def _own_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k != "loss"}
 
 
 def _means(hospitals: dict[str, Any], metric: str) -> dict[str, float | None]:

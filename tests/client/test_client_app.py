@@ -65,10 +65,14 @@ def test_client_describes_fits_and_evaluates(node: dict) -> None:
     assert card["task"] == "ecg-arrhythmia" and card["model"]
     assert [w.shape for w in weights] == [w.shape for w in start]
     assert any(not np.array_equal(a, b) for a, b in zip(weights, start, strict=True))
-    assert examples > 0 and metrics["hospital-id"] == "h1" and metrics["declined"] == ""
-    assert "epsilon-spent" not in metrics  # dp = false: no ledger
-    assert not Path(node["ledger-path"]).exists()
-    assert np.isfinite(loss) and n_test > 0 and eval_metrics["hospital-id"] == "h1"
+    assert examples > 0  # the real count: the SecAgg+ weight, masked
+    assert metrics == {"hospital-id": "h1"}  # nothing else travels in clear
+    assert not Path(node["ledger-path"]).exists()  # dp = false: no ledger
+    assert (loss, n_test, eval_metrics) == (0.0, 1, {"hospital-id": "h1"})
+    reports = Path(node["ledger-path"]).parent / "fedcare-reports"
+    own = json.loads((reports / "h1" / "t.json").read_text())
+    assert own["fit"]["1"]["train-loss"] > 0 and own["fit"]["1"]["steps"] > 0
+    assert own["evaluation"]["1"]["n"] > 0 and "auroc" in own["evaluation"]["1"]
     again = client.get_parameters(
         _config()
     )  # the initial model is seeded by the run seed
@@ -131,7 +135,8 @@ def test_default_policy_refuses_a_plain_train_message(
     with pytest.raises(PolicyError) as refused:  # Flower replies with this text
         app(_message(content, "train"), _context(strict))
 
-    assert str(refused.value) == GENERIC_REFUSAL  # no detail for the server
+    # no detail for the server: the generic text and a reference into the log
+    assert str(refused.value).startswith(GENERIC_REFUSAL + " (reference ")
 
 
 def test_secagg_setup_with_too_few_hospitals_is_refused(
@@ -170,3 +175,43 @@ def test_handler_answers_a_properties_query(node: dict, task_identity: None) -> 
     assert not reply.has_error(), reply.error
     props = compat.recorddict_to_getpropertiesres(reply.content).properties
     assert json.loads(props["model-card"])["task"] == "ecg-arrhythmia"
+
+
+def test_pool_phase_replies_with_the_evaluation_sums(node: dict) -> None:
+    """The pool-evaluation phase sends histogram counts (masked by SecAgg+ in a
+    federation), weight 1, and no other value."""
+    from shared_models import wire
+
+    client = HospitalClient(node)
+    start = client.get_parameters(_config())
+
+    arrays, weight, metrics = client.fit(
+        start, {**_config(), wire.PHASE_KEY: wire.POOL_PHASE}
+    )
+
+    sums = wire.unpool("binary", arrays, 1)
+    assert weight == wire.POOL_MAX_WEIGHT and metrics == {"hospital-id": "h1"}
+    assert sums["val-histogram"].shape == sums["test-histogram"].shape == (2, 400)
+    hospital = client._hospital(_config())
+    assert sums["test-histogram"].sum() == len(hospital.prepared.test)
+    assert sums["val-histogram"].sum() == len(hospital.prepared.val)
+
+
+def test_an_error_at_the_hospital_reaches_the_server_as_a_reference(
+    node: dict, task_identity: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Flower sends an exception's text to the server: it must carry no data
+    value or path, only a reference into the hospital's own log."""
+    from client.app import HospitalError
+
+    secret = {**node, "data-path": str(Path(node["data-path"]) / "patient-4711.csv")}
+    content = compat.getpropertiesins_to_recorddict(GetPropertiesIns(_config()))
+
+    with pytest.raises(HospitalError) as failed:
+        app(_message(content, "get_properties"), _context(secret))
+
+    text = str(failed.value)
+    assert "4711" not in text and "/" not in text and "reference" in text
+    reference = text.split("reference ")[1].split(";")[0]
+    assert any(reference in r.getMessage() for r in caplog.records)
+    assert any("4711" in (r.exc_text or "") or r.exc_info for r in caplog.records)

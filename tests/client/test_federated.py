@@ -186,23 +186,37 @@ def test_without_dp_there_is_no_ledger(ecg_hospital: Path, tmp_path: Path) -> No
     assert not (tmp_path / "h1.jsonl").exists()
 
 
-def test_evaluate_sends_histograms_not_scores(
+def test_pool_sums_are_histograms_not_scores(
     ecg_hospital: Path, tmp_path: Path
 ) -> None:
     hospital = Hospital(_settings(ecg_hospital, tmp_path / "h1.jsonl"), RUN)
 
-    loss, examples, metrics = hospital.evaluate(hospital.initial_weights())
+    sums = hospital.pool(hospital.initial_weights())
+
+    assert set(sums) == {"val-histogram", "test-histogram"}
+    test = sums["test-histogram"]
+    assert test.shape == (2, 400) and test.sum() == len(hospital.prepared.test)
+    assert test[1].sum() == int(np.sum(hospital.prepared.test.y))
+
+
+def test_own_metrics_at_the_pooled_threshold_stay_in_the_local_report(
+    ecg_hospital: Path, tmp_path: Path
+) -> None:
+    from shared_models import pooled
+
+    hospital = Hospital(_settings(ecg_hospital, tmp_path / "h1.jsonl"), RUN)
+    weights = hospital.initial_weights()
+    test = hospital.pool(weights)["test-histogram"]
+
+    loss, examples, metrics = hospital.evaluate(weights, 200, 3, "run-a")
 
     assert np.isfinite(loss) and examples == len(hospital.prepared.test)
-    test = np.asarray(json.loads(metrics["test-histogram"]))
-    assert test.shape == (2, 400) and test.sum() == examples
-    assert test[1].sum() == int(np.sum(hospital.prepared.test.y))
-    assert set(metrics) == {
-        "hospital-id",
-        "val-histogram",
-        "test-histogram",
-        "local-threshold",
-    }
+    assert metrics == {"hospital-id": "h1", **pooled.summary(test, 200, "binary")}
+    report = json.loads(
+        (tmp_path / "fedcare-reports" / "h1" / "run-a.json").read_text()
+    )
+    assert report["evaluation"]["3"]["f1"] == metrics["f1"]
+    assert report["hospital_id"] == "h1"
 
 
 # -- the hospital's policy -------------------------------------------------------------

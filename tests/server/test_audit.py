@@ -39,8 +39,9 @@ def _weights(seed: int) -> list[np.ndarray]:
 
 
 def _reply(hospital: int, declined: str = "") -> tuple[int, dict]:
-    metrics = {"hospital-id": hospital, "declined": declined, "train-loss": 0.5}
-    return (0 if declined else 10, metrics)
+    # Under SecAgg+ every reply carries the constant count 1 and the id only;
+    # a decline is a zero-weight masked vector.
+    return (1, {"hospital-id": hospital})
 
 
 def _fake_run(run_dir: Path, rounds: int = 3) -> FederatedRun:
@@ -85,10 +86,9 @@ def test_fake_run_writes_a_verified_chain(run_dir: Path) -> None:
     assert [r["round"] for r in records] == [1, 2, 3]
     assert one["prev"] == "" and two["prev"] == one["hash"]
     assert three["prev"] == two["hash"]
-    assert one["run_id"] == "run-a" and one["participating"] == ["1", "2"]
-    assert one["dropped"] == [
-        {"hospital": "3", "status": "declined", "reason": "privacy budget spent"}
-    ]
+    # hospital 3 declined round 1 at home: under SecAgg+ nobody can tell
+    assert one["run_id"] == "run-a" and one["participating"] == ["1", "2", "3"]
+    assert one["dropped"] == []
     assert two["dropped"] == [
         {
             "hospital": "3",
@@ -111,8 +111,8 @@ def test_fake_run_writes_a_verified_chain(run_dir: Path) -> None:
         "run-epsilon": 2.0,
         "max-grad-norm": 1.0,
         "secagg": True,
-        "secagg-num-shares": 3,
-        "secagg-reconstruction-threshold": 2,
+        "secagg-num-shares": 1.0,
+        "secagg-reconstruction-threshold": 0.67,
         "secagg-clipping-range": 8.0,
         "secagg-quantization-range": 4194304,
     }

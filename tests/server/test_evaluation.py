@@ -1,4 +1,4 @@
-"""Global evaluation pooled from hand-made hospital histograms."""
+"""Global evaluation from hand-made pooled sums (what SecAgg+ unmasks)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,8 @@ def _hist(neg: dict[int, int], pos: dict[int, int]) -> np.ndarray:
     return hist
 
 
-def _reply(hospital: str, val: np.ndarray, test: np.ndarray) -> tuple[int, dict]:
-    return int(test.sum()), {
-        "hospital-id": hospital,
-        "val-histogram": pooled.encode(val.tolist()),
-        "test-histogram": pooled.encode(test.tolist()),
-    }
+def _sums(val: np.ndarray, test: np.ndarray) -> dict:
+    return {"val-histogram": val, "test-histogram": test}
 
 
 def test_threshold_is_chosen_on_pooled_validation_and_applied_everywhere() -> None:
@@ -34,27 +30,26 @@ def test_threshold_is_chosen_on_pooled_validation_and_applied_everywhere() -> No
     test1 = _hist({50: 5, 320: 1}, {310: 2})
     test2 = _hist({60: 5}, {20: 1, 390: 3})
 
-    result = evaluation.aggregate(
-        "ecg-arrhythmia", [_reply("h1", val1, test1), _reply("h2", val2, test2)]
+    result = evaluation.pooled_result(
+        "ecg-arrhythmia", _sums(val1 + val2, test1 + test2)
     )
 
     edge = pooled.best_f1_edge(val1 + val2)
+    assert result["edge"] == edge  # sent back: each hospital cuts there
     assert result["threshold"] == pytest.approx(pooled.bin_edges("binary")[edge])
-    assert result["hospitals"]["h1"]["threshold"] == result["threshold"]
     pooled_test = result["pooled"]
     assert pooled_test["n"] == 17 and pooled_test["positives"] == 6
     assert pooled_test == pooled.summary(test1 + test2, edge, "binary")
-    assert result["hospitals"]["h2"] == pooled.summary(test2, edge, "binary")
     # pooled AUROC is over all examples, not the mean of the hospitals' AUROCs
-    mean = (result["hospitals"]["h1"]["auroc"] + result["hospitals"]["h2"]["auroc"]) / 2
-    assert pooled_test["auroc"] != pytest.approx(mean)
+    own = [pooled.summary(t, edge, "binary")["auroc"] for t in (test1, test2)]
+    assert pooled_test["auroc"] != pytest.approx(sum(own) / 2)
 
 
 def test_anomaly_threshold_is_a_percentile_of_pooled_normal_scores() -> None:
     val = _hist({b: 1 for b in range(100, 200)}, {})  # 100 normal scores, one per bin
     test = _hist({120: 9}, {300: 1})
 
-    result = evaluation.aggregate("ecg-anomaly", [_reply("h1", val, test)])
+    result = evaluation.pooled_result("ecg-anomaly", _sums(val, test))
 
     assert result["threshold"] == pytest.approx(
         pooled.bin_edges("reconstruction")[198]
@@ -63,28 +58,16 @@ def test_anomaly_threshold_is_a_percentile_of_pooled_normal_scores() -> None:
 
 
 def test_regression_pools_errors_over_all_examples() -> None:
-    replies = [
-        (2, {"hospital-id": "a", "sum-abs-error": 4.0, "sum-sq-error": 10.0}),
-        (8, {"hospital-id": "b", "sum-abs-error": 6.0, "sum-sq-error": 30.0}),
-    ]
+    sums = {"n": 10, "sum-abs-error": 10.0, "sum-sq-error": 40.0}
 
-    result = evaluation.aggregate("icu-los", replies)
+    result = evaluation.pooled_result("icu-los", sums)
 
     assert result["pooled"] == {
         "n": 10,
         "mae_days": 1.0,
         "rmse_days": pytest.approx(2.0),
     }
-    assert result["hospitals"]["a"]["mae_days"] == 2.0
-    assert result["threshold"] is None
-
-
-def test_no_replies_gives_empty_result() -> None:
-    assert evaluation.aggregate("ecg-arrhythmia", []) == {
-        "pooled": {},
-        "hospitals": {},
-        "threshold": None,
-    }
+    assert result["threshold"] is None and result["edge"] is None
 
 
 @pytest.mark.parametrize(
@@ -108,8 +91,8 @@ def test_rounds_are_ranked_on_validation_never_on_test() -> None:
     good_test = _hist({50: 10}, {350: 4})
     bad_test = _hist({350: 10}, {50: 4})
     # round A looks good on validation, bad on test; round B the other way round
-    a = evaluation.aggregate("ecg-arrhythmia", [_reply("h1", good_val, bad_test)])
-    b = evaluation.aggregate("ecg-arrhythmia", [_reply("h1", bad_val, good_test)])
+    a = evaluation.pooled_result("ecg-arrhythmia", _sums(good_val, bad_test))
+    b = evaluation.pooled_result("ecg-arrhythmia", _sums(bad_val, good_test))
 
     assert a["validation"] == pooled.summary(
         good_val, pooled.best_f1_edge(good_val), "binary"
@@ -125,12 +108,31 @@ def test_rounds_are_ranked_on_validation_never_on_test() -> None:
 
 
 def test_length_of_stay_rounds_fall_back_to_the_test_errors() -> None:
-    result = evaluation.aggregate(
-        "icu-los",
-        [(4, {"hospital-id": "h1", "sum-abs-error": 8.0, "sum-sq-error": 20.0})],
+    result = evaluation.pooled_result(
+        "icu-los", {"n": 4, "sum-abs-error": 8.0, "sum-sq-error": 20.0}
     )
     assert "validation" not in result
     assert evaluation.selection_metrics(result, "icu-los") == result["pooled"]
     # a classifier's round recorded without validation is not ranked on test
     legacy = {"pooled": {"f1": 0.9}, "hospitals": {}}
     assert evaluation.selection_metrics(legacy, "ecg-arrhythmia") == {}
+
+
+def test_judge_parts_gives_each_part_its_metrics_at_the_pooled_threshold() -> None:
+    """The baselines' view (one party holds every part): pooled as the
+    federation's, each hospital at the same pooled threshold."""
+    val = _hist({50: 10, 250: 1}, {150: 3, 350: 4})
+    tests = {"h1": _hist({50: 5, 320: 1}, {310: 2}), "h2": _hist({60: 5}, {390: 3})}
+
+    result = evaluation.judge_parts("ecg-arrhythmia", val, tests)
+
+    edge = pooled.best_f1_edge(val)
+    assert result["pooled"] == pooled.summary(tests["h1"] + tests["h2"], edge, "binary")
+    assert result["hospitals"]["h2"] == pooled.summary(tests["h2"], edge, "binary")
+    los = evaluation.judge_parts(
+        "icu-los",
+        None,
+        {"a": {"n": 2, "sum-abs-error": 4.0, "sum-sq-error": 10.0},
+         "b": {"n": 8, "sum-abs-error": 6.0, "sum-sq-error": 30.0}},
+    )  # fmt: skip
+    assert los["pooled"]["mae_days"] == 1.0 and los["hospitals"]["a"]["mae_days"] == 2.0

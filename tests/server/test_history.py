@@ -13,24 +13,7 @@ def _history(run_dir: Path) -> RunHistory:
     history = RunHistory(run_dir, "r")
     for number in (1, 2):
         record = history.round(number)
-        record["fit"] = {
-            "h1": {
-                "status": "trained",
-                "reason": "",
-                "examples": 10,
-                "train_loss": 0.5,
-                "epsilon_spent": 0.1 * number,
-                "epsilon_budget": 8.0,
-            },
-            "h2": {
-                "status": "declined",
-                "reason": "privacy budget: no",
-                "examples": 0,
-                "train_loss": None,
-                "epsilon_spent": 8.0,
-                "epsilon_budget": 8.0,
-            },
-        }
+        record["fit"] = {"h1": {"status": "trained"}, "h2": {"status": "declined"}}
         record["evaluation"] = {
             "pooled": {"n": 20, "auroc": 0.7},
             "hospitals": {"h1": {"n": 12, "auroc": 0.6}, "h3": {"n": 8, "auroc": 0.9}},
@@ -60,13 +43,8 @@ def test_csv_has_one_row_per_hospital_and_round_plus_pooled(tmp_path: Path) -> N
         (str(n), h) for n in (1, 2) for h in ("h1", "h2", "h3", "pooled")
     ]
     h1, h2, h3, pooled = rows[:4]
-    assert (h1["status"], h1["epsilon_spent"], h1["auroc"], h1["n"]) == (
-        "trained",
-        "0.1",
-        "0.6",
-        "12",
-    )
-    assert (h2["status"], h2["examples"], h2["auroc"]) == ("declined", "0", "")
+    assert (h1["status"], h1["auroc"], h1["n"]) == ("trained", "0.6", "12")
+    assert (h2["status"], h2["auroc"]) == ("declined", "")
     assert (h3["status"], h3["auroc"]) == ("", "0.9")  # evaluated only
     assert (pooled["status"], pooled["auroc"], pooled["n"]) == ("pooled", "0.7", "20")
 

@@ -137,12 +137,28 @@ def test_values_of_the_wrong_type_are_refused(raw: dict, message: str) -> None:
         ({"max-grad-norm": -1}, r"max-grad-norm = -1.0: expected > 0 \(or 0"),
         ({"run-epsilon": -1}, r"run-epsilon = -1.0: expected > 0"),
         ({"proximal-mu": -0.1}, r"proximal-mu = -0.1: expected >= 0"),
-        ({"secagg-num-shares": 1}, r"secagg-num-shares = 1: expected >= 2"),
+        # Flower rejects these only at the first round; fedcare at once
+        ({"secagg-num-shares": 2}, r"secagg-num-shares = 2.0: expected a fraction"),
         (
-            {"secagg-reconstruction-threshold": 4},
-            r"secagg-reconstruction-threshold = 4: expected between 1 and "
-            r"secagg-num-shares \(3\)",
+            {"secagg-num-shares": 5, "secagg-reconstruction-threshold": 5},
+            r"Flower's SecAgg\+ refuses these settings: `reconstruction_threshold` "
+            "must be less than `num_shares`",
         ),
+        # fedcare's margin: the server plus one neighbour must not unmask
+        (
+            {"secagg-num-shares": 5, "secagg-reconstruction-threshold": 2},
+            r"secagg-reconstruction-threshold = 2.0: expected a fraction in "
+            r"\(0.5, 1\]",
+        ),
+        (
+            {"secagg-reconstruction-threshold": 0.5},
+            r"secagg-reconstruction-threshold = 0.5: expected",
+        ),
+        (
+            {"secagg-quantization-range": 0},
+            r"Flower's SecAgg\+ refuses these settings: `quantization_range`",
+        ),
+        ({"min-secagg-hospitals": 1}, r"min-secagg-hospitals = 1: expected >= 2"),
     ],
 )
 def test_invalid_values_name_the_rule(raw: dict, message: str) -> None:
@@ -169,3 +185,19 @@ def test_resume_refuses_other_training_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"strategy 'fedavg' -> 'fedadam'") as err:
         _check_same_training(RunConfig(), old, tmp_path)
     assert "batch-size 64 -> 0" in str(err.value) and str(tmp_path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("shares", "threshold", "flower"),
+    [(1.0, 0.67, (1.0, 0.67)), (7, 5, (7, 5)), (7.0, 0.8, (7, 0.8))],
+)
+def test_secagg_shares_are_fractions_or_counts(
+    shares: float, threshold: float, flower: tuple
+) -> None:
+    """The defaults share with every sampled hospital (all pairs) and need two
+    thirds of the shares to reconstruct; a whole number above 1 is a count."""
+    run = RunConfig.from_run_config(
+        {"secagg-num-shares": shares, "secagg-reconstruction-threshold": threshold}
+    )
+    got = run.secagg_shares()
+    assert got == flower and [type(v) for v in got] == [type(v) for v in flower]
