@@ -1,6 +1,7 @@
 #!/bin/sh
 # Default command of the hospital images: the SuperNode with the container's
-# fixed paths (bundle at /bundle, data at /data, ledger at /ledger).
+# fixed paths (bundle at /bundle, the hospital's own node key at /key, data at
+# /data, ledger at /ledger).
 # Environment: FEDCARE_HOSPITAL_ID (required: the id the hospital was
 # provisioned with), FEDCARE_SUPERLINK (default aggregator:9092),
 # FEDCARE_EPSILON (total budget, default 8.0), FEDCARE_DELTA (default 1e-05),
@@ -13,17 +14,18 @@ if [ -z "${FEDCARE_HOSPITAL_ID:-}" ]; then
        "provisioned id (the name of its bundle folder, e.g. hospital_01)" >&2
   exit 2
 fi
-for f in /bundle/ca.crt /bundle/node.key; do
+for f in /bundle/ca.crt /key/node.key; do
   if [ ! -r "$f" ]; then
     echo "error: cannot read $f as uid $(id -u); mount the hospital bundle at" \
-         "/bundle and make it readable by uid 10001 (chown -R 10001:10001 BUNDLE)" >&2
+         "/bundle and the folder of its node.key (fedcare provision node-key) at" \
+         "/key, readable by uid 10001 (chown -R 10001:10001 BUNDLE KEYS)" >&2
     exit 2
   fi
 done
 exec flower-supernode \
   --superlink "${FEDCARE_SUPERLINK:-aggregator:9092}" \
   --root-certificates /bundle/ca.crt \
-  --auth-supernode-private-key /bundle/node.key \
+  --auth-supernode-private-key /key/node.key \
   --node-config "hospital-id=\"$FEDCARE_HOSPITAL_ID\" data-path=\"/data\" ledger-path=\"/ledger/privacy-ledger.jsonl\" epsilon=${FEDCARE_EPSILON:-8.0} delta=${FEDCARE_DELTA:-1e-05}" \
   --port "${FEDCARE_SUPERNODE_PORT:-9094}" \
   --max-retries "${FEDCARE_MAX_RETRIES:-30}" \

@@ -1,7 +1,9 @@
 """``fedcare provision``: consortium CA, SuperLink certificate, SuperNode keys, bundles.
 
-Sub-commands: ``init``, ``add-hospital``, ``revoke``, ``status``. Output is
-paths and actions only; private keys are written 0600 and never printed.
+Sub-commands: ``init``, ``add-hospital``, ``revoke``, ``status`` (the
+operator) and ``node-key`` (a hospital, on its own machine). Output is paths
+and actions only; private keys are written 0600 and never printed, and the
+operator never gets a hospital's.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _print_report(report: Any, fmt: OutputFormat) -> None:
         for action, what in report.actions:
             typer.echo(f"{action:<10} {what}")
         if report.commands:
-            typer.echo("\nrun on the aggregator:")
+            typer.echo("\nnext:")
             for line in report.commands:
                 typer.echo(f"  {line}")
 
@@ -50,9 +52,11 @@ def init_command(
     ),
     format: OutputFormat = _FORMAT,
 ) -> None:
-    """Create what is missing: CA, SuperLink certificate, hospital keys and bundles.
+    """Create what is missing: CA, SuperLink certificate, hospital bundles.
 
-    Existing keys are kept and reported, never overwritten.
+    Hospitals' public keys come from the consortium file (public_key); a
+    hospital without one awaits its key. Existing keys are kept, never
+    overwritten.
     """
     from server.provision import init
 
@@ -65,13 +69,41 @@ def add_hospital_command(
     out: Path = _OUT,
     id: str = typer.Option(..., "--id", help="Hospital id (letters, digits, _ or -)."),
     name: str = typer.Option(None, "--name", help="Display name (default: the id)."),
+    public_key: Path = typer.Option(
+        None,
+        "--public-key",
+        help="The node.pub the hospital sent (from `fedcare provision node-key`).",
+    ),
+    rekey: bool = typer.Option(
+        False, "--rekey", help="Confirm replacing a hospital's registered key."
+    ),
     format: OutputFormat = _FORMAT,
 ) -> None:
-    """Issue one hospital's key pair and bundle; others' files are untouched."""
+    """Register a hospital's public key and write its bundle; others' files are
+    untouched."""
     from server.provision import add_hospital
 
     with user_errors():
-        _print_report(add_hospital(out, id, name), format)
+        _print_report(add_hospital(out, id, name, public_key, rekey), format)
+
+
+@app.command("node-key")
+def node_key_command(
+    folder: Path = typer.Argument(
+        ..., help="The hospital's folder for its SuperNode key (e.g. its bundle)."
+    ),
+    id: str = typer.Option(..., "--id", help="This hospital's id."),
+    consortium: str = typer.Option(
+        "", "--consortium", help="Consortium name (a comment in node.pub)."
+    ),
+    format: OutputFormat = _FORMAT,
+) -> None:
+    """At the hospital: create its SuperNode key pair (node.key stays here,
+    mode 0600; send node.pub to the operator)."""
+    from server.provision import node_key
+
+    with user_errors():
+        _print_report(node_key(folder, id, consortium), format)
 
 
 @app.command("revoke")
@@ -106,9 +138,11 @@ def status_command(out: Path = _OUT, format: OutputFormat = _FORMAT) -> None:
                 )
             for h in info["hospitals"]:
                 files = "" if h["files_present"] else "  (bundle incomplete)"
+                if h["operator_holds_private_key"]:
+                    files += "  (WARNING: the operator holds its private key)"
+                key = h["public_key_fingerprint"] or "awaiting key"
                 typer.echo(
-                    f"  {h['id']:<20} {h['status']:<8} "
-                    f"{h['public_key_fingerprint']}  {h['name']}{files}"
+                    f"  {h['id']:<20} {h['status']:<8} {key}  {h['name']}{files}"
                 )
 
         emit(info, format, text)

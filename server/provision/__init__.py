@@ -1,4 +1,5 @@
-"""Consortium provisioning: CA, SuperLink certificate, SuperNode keys, bundles.
+"""Consortium provisioning: CA, SuperLink certificate, hospital-held SuperNode
+keys (only their public halves reach the operator), bundles.
 
 The output layout and commands are described in ``server/provision/README.md``.
 """
@@ -14,6 +15,7 @@ from server.provision.provisioner import (
     Report,
     add_hospital,
     init,
+    node_key,
     revoke,
     status,
 )
@@ -28,6 +30,7 @@ __all__ = [
     "add_hospital",
     "init",
     "load_consortium_file",
+    "node_key",
     "revoke",
     "status",
 ]

@@ -60,6 +60,9 @@ def register_hospitals(c: Consortium) -> str:
         f'CONNECTION="${{1:-{c.name}}}"\nstatus=0\n',
     ]
     for h in c.active():
+        if not h.public_key_fingerprint:  # no node.pub from the hospital yet
+            lines.append(f"# {h.id}: awaiting its public key\n")
+            continue
         lines.append(
             f'flwr supernode register hospitals/{h.id}.pub "$CONNECTION" '
             f"--name {h.id} || status=1\n"
@@ -97,13 +100,21 @@ def start_supernode(c: Consortium, hospital_id: str) -> str:
         _HEAD
         + f"""\
 # Start the SuperNode of hospital {hospital_id} (consortium {c.name}): TLS trusting
-# only the consortium CA, authenticated with node.key (registered by the
+# only the consortium CA, authenticated with this hospital's own node.key
+# (made here by `fedcare provision node-key`; only node.pub went to the
 # operator), hospital identity/data/ledger/budget from node-config.txt.
-# Environment: FEDCARE_SUPERLINK (default {c.aggregator.address}),
-# FEDCARE_SUPERNODE_PORT (local ClientApp API port, default 9094).
-# Extra arguments are passed on (e.g. --max-retries 10).
+# Environment: FEDCARE_NODE_KEY (default $HERE/node.key), FEDCARE_SUPERLINK
+# (default {c.aggregator.address}), FEDCARE_SUPERNODE_PORT (local ClientApp API
+# port, default 9094). Extra arguments are passed on (e.g. --max-retries 10).
 set -eu
-{_HERE}if grep -q {PLACEHOLDER} "$HERE/node-config.txt"; then
+{_HERE}KEY="${{FEDCARE_NODE_KEY:-$HERE/node.key}}"
+if [ ! -f "$KEY" ]; then
+  echo "error: no node key at $KEY: run 'fedcare provision node-key $HERE" \
+       "--id {hospital_id}' here and send node.pub (never node.key) to the" \
+       "operator" >&2
+  exit 2
+fi
+if grep -q {PLACEHOLDER} "$HERE/node-config.txt"; then
   echo "error: edit $HERE/node-config.txt first: replace the {PLACEHOLDER} paths" \\
        "with this hospital's data folder and privacy ledger" >&2
   exit 2
@@ -111,7 +122,7 @@ fi
 exec flower-supernode \\
   --superlink "${{FEDCARE_SUPERLINK:-{c.aggregator.address}}}" \\
   --root-certificates "$HERE/ca.crt" \\
-  --auth-supernode-private-key "$HERE/node.key" \\
+  --auth-supernode-private-key "$KEY" \\
   --node-config "$(cat "$HERE/node-config.txt")" \\
   --port "${{FEDCARE_SUPERNODE_PORT:-9094}}" \\
   "$@"

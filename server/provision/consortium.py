@@ -10,6 +10,11 @@ Consortium file::
     [[hospitals]]
     id = "hospital_01"
     name = "St Mary"
+    public_key = "keys/hospital_01.pub"  # node.pub from the hospital (optional)
+
+A hospital generates its own key pair (``fedcare provision node-key``) and
+sends only ``node.pub``; until the operator has it, the hospital is provisioned
+without a key ("awaiting key") and left out of the registration script.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,7 @@ class Hospital:
     name: str
     public_key_fingerprint: str = ""
     status: str = ACTIVE
+    public_key_file: str = ""  # where the operator got node.pub (consortium file)
 
 
 @dataclass
@@ -90,10 +96,14 @@ class Consortium:
                 f"--out {out}` first"
             )
         raw = json.loads(path.read_text())
+        known = {f.name for f in fields(Hospital)}
         return cls(
             raw["name"],
             Aggregator(**raw["aggregator"]),
-            [Hospital(**h) for h in raw["hospitals"]],
+            [
+                Hospital(**{k: v for k, v in h.items() if k in known})
+                for h in raw["hospitals"]
+            ],  # fmt: skip
         )
 
 
@@ -181,7 +191,7 @@ def _hospitals(raw: Any, path: Path) -> list[Hospital]:
         where = f"{path} hospitals[{i}]"
         if not isinstance(entry, dict):
             raise ConsortiumFileError(f"{where}: expected a table with id and name")
-        _no_unknown(entry, {"id", "name"}, where)
+        _no_unknown(entry, {"id", "name", "public_key"}, where)
         hid = check_hospital_id(entry.get("id"), f"{where} id")
         name = entry.get("name", hid)
         if not isinstance(name, str) or not name.strip():
@@ -190,5 +200,12 @@ def _hospitals(raw: Any, path: Path) -> list[Hospital]:
             )
         if any(h.id == hid for h in out):
             raise ConsortiumFileError(f"{where}: hospital id {hid!r} appears twice")
-        out.append(Hospital(hid, name))
+        key = entry.get("public_key", "")
+        if not isinstance(key, str):
+            raise ConsortiumFileError(
+                f"{where}: public_key = {key!r}; give the path of the hospital's "
+                "node.pub (relative to this file)"
+            )
+        key_file = str((Path(path).parent / key).resolve()) if key else ""
+        out.append(Hospital(hid, name, public_key_file=key_file))
     return out

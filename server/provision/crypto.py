@@ -78,15 +78,47 @@ def openssh_public(key: ec.EllipticCurvePrivateKey, comment: str) -> bytes:
     return line + b" " + comment.encode() + b"\n"
 
 
-def fingerprint(key: ec.EllipticCurvePrivateKey) -> str:
-    """The OpenSSH fingerprint (``SHA256:...``, as ``ssh-keygen -l`` prints it)."""
-    blob = (
-        key.public_key()
-        .public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
+    """A hospital's OpenSSH public key line (``ecdsa-sha2-nistp384 AAAA... id``)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ProvisionError(f"{path}: cannot read the public key ({exc})") from None
+    if b"PRIVATE KEY" in data:
+        raise ProvisionError(
+            f"{path} holds a PRIVATE key: a hospital sends only node.pub; its "
+            "node.key never leaves the hospital. Delete this copy."
         )
-        .split()[1]
+    try:
+        key = serialization.load_ssh_public_key(data.strip())
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ProvisionError(
+            f"{path} is not an OpenSSH public key ({exc}); send the node.pub that "
+            "`fedcare provision node-key` wrote"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
+        key.curve, CURVE
+    ):
+        raise ProvisionError(
+            f"{path} holds a {type(key).__name__}; expected an EC key on "
+            f"{CURVE.name} (from `fedcare provision node-key`)"
+        )
+    return key
+
+
+def openssh_public_of(key: ec.EllipticCurvePublicKey, comment: str) -> bytes:
+    line = key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
+    return line + b" " + comment.encode() + b"\n"
+
+
+def fingerprint(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> str:
+    """The OpenSSH fingerprint (``SHA256:...``, as ``ssh-keygen -l`` prints it)."""
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
+    blob = public.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).split()[1]
     digest = hashlib.sha256(base64.b64decode(blob)).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 

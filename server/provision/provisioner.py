@@ -1,9 +1,15 @@
-"""``init``, ``add-hospital``, ``revoke`` and ``status`` on a provisioning directory.
+"""``init``, ``add-hospital``, ``revoke`` and ``status`` on a provisioning directory,
+and ``node_key``, which a hospital runs on its own machine.
 
 Idempotent: what is missing is created, an existing key is kept (and
 reported), a file whose content would not change is not touched, and the only
 credential ever replaced is the SuperLink certificate, when the aggregator's
 hosts change and the caller confirms (``reissue_server_cert``).
+
+The operator never holds a hospital's private key: a hospital generates its
+key pair with :func:`node_key` and sends ``node.pub``; the operator registers
+that public key (the consortium file's ``public_key``, or ``add-hospital
+--public-key``). A hospital's bundle holds no key at all.
 """
 
 from __future__ import annotations
@@ -133,13 +139,57 @@ def _server_cert(
     _write(lay.server_crt, crypto.pem(cert), report)
 
 
-def _hospital(lay: Layout, c: Consortium, h: Hospital, report: Report) -> None:
-    folder = lay.hospital(h.id)
+def node_key(folder: Path, hospital_id: str, consortium: str = "") -> Report:
+    """At the hospital: its SuperNode key pair in ``folder`` (``node.key``, mode
+    0600, kept if present; ``node.pub`` to send to the operator)."""
+    check_hospital_id(hospital_id)
+    folder = Path(folder)
+    report = Report()
     key = _key(folder / "node.key", report, openssh=True)
-    pub = crypto.openssh_public(key, f"{h.id}@{c.name}")
-    h.public_key_fingerprint = crypto.fingerprint(key)
-    _write(folder / "node.pub", pub, report)
-    _write(lay.registered_pub(h.id), pub, report)
+    comment = f"{hospital_id}@{consortium}" if consortium else hospital_id
+    _write(folder / "node.pub", crypto.openssh_public(key, comment), report)
+    report.add("fingerprint", crypto.fingerprint(key))
+    report.commands.append(
+        f"send {folder / 'node.pub'} (never node.key) to the operator, who runs: "
+        f"fedcare provision add-hospital PROVISIONED --id {hospital_id} "
+        "--public-key node.pub"
+    )
+    return report
+
+
+def _hospital(
+    lay: Layout,
+    c: Consortium,
+    h: Hospital,
+    report: Report,
+    public_key: Path | None = None,
+    rekey: bool = False,
+) -> None:
+    folder = lay.hospital(h.id)
+    source = public_key or (Path(h.public_key_file) if h.public_key_file else None)
+    if source is not None:
+        key = crypto.load_public_key(source)
+        print_ = crypto.fingerprint(key)
+        if (
+            h.public_key_fingerprint
+            and h.public_key_fingerprint != print_
+            and not rekey
+        ):
+            raise ConfirmationRequired(
+                f"hospital {h.id!r} is registered with key {h.public_key_fingerprint}; "
+                f"{source} is another key ({print_}). Confirm with --rekey, then "
+                "unregister the old SuperNode (fedcare provision revoke prints how)"
+            )
+        h.public_key_fingerprint = print_
+        pub = crypto.openssh_public_of(key, f"{h.id}@{c.name}")
+        _write(lay.registered_pub(h.id), pub, report)
+        _write(folder / "node.pub", pub, report)
+    elif not lay.registered_pub(h.id).is_file():
+        h.public_key_fingerprint = ""
+        report.add("awaiting key", h.id)
+    if (folder / "node.key").exists():
+        report.add("WARNING private key in the operator's bundle (delete it)",
+                   folder / "node.key")  # fmt: skip
     _write(folder / "ca.crt", lay.ca_crt.read_bytes(), report)
     if not (
         folder / "node-config.txt"
@@ -195,6 +245,8 @@ def init(consortium_file: Path, out: Path, reissue_server_cert: bool = False) ->
                 state.hospitals.append(h)
             elif known.status == REVOKED:
                 report.add("skipped (revoked)", h.id)
+            elif h.public_key_file:
+                known.public_key_file = h.public_key_file
         for h in state.hospitals:
             if spec.hospital(h.id) is None:
                 report.add("kept (not in consortium file)", h.id)
@@ -206,8 +258,15 @@ def init(consortium_file: Path, out: Path, reissue_server_cert: bool = False) ->
     return report
 
 
-def add_hospital(out: Path, hospital_id: str, name: str | None = None) -> Report:
-    """Issue one more hospital's key pair and bundle; nobody else's files change."""
+def add_hospital(
+    out: Path,
+    hospital_id: str,
+    name: str | None = None,
+    public_key: Path | None = None,
+    rekey: bool = False,
+) -> Report:
+    """Register one more hospital's public key and write its bundle; nobody
+    else's files change. Without ``public_key`` the hospital awaits its key."""
     check_hospital_id(hospital_id)
     lay, report = Layout(out), Report()
     state = Consortium.load(lay.out)
@@ -220,12 +279,19 @@ def add_hospital(out: Path, hospital_id: str, name: str | None = None) -> Report
     if known is None:
         known = Hospital(hospital_id, name or hospital_id)
         state.hospitals.append(known)
-    _hospital(lay, state, known, report)
+    _hospital(lay, state, known, report, public_key, rekey)
     _operator(lay, state, report)
-    report.commands.append(
-        f"flwr supernode register {lay.registered_pub(hospital_id)} "
-        f"{state.name} --name {hospital_id}"
-    )
+    if known.public_key_fingerprint:
+        report.commands.append(
+            f"flwr supernode register {lay.registered_pub(hospital_id)} "
+            f"{state.name} --name {hospital_id}"
+        )
+    else:
+        report.commands.append(
+            f"at hospital {hospital_id}: fedcare provision node-key FOLDER --id "
+            f"{hospital_id}; then here: fedcare provision add-hospital {lay.out} "
+            f"--id {hospital_id} --public-key node.pub"
+        )
     return report
 
 
@@ -271,14 +337,10 @@ def status(out: Path) -> dict[str, Any]:
     for h in info["hospitals"]:
         folder = lay.hospital(h["id"])
         h["bundle"] = str(folder)
+        h["key"] = "registered" if h["public_key_fingerprint"] else "awaiting"
+        h["operator_holds_private_key"] = (folder / "node.key").exists()
         h["files_present"] = all(
             (folder / f).is_file()
-            for f in (
-                "ca.crt",
-                "node.key",
-                "node.pub",
-                "node-config.txt",
-                "start-supernode.sh",
-            )
+            for f in ("ca.crt", "node-config.txt", "start-supernode.sh")
         )
     return info

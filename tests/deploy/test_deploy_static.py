@@ -59,7 +59,7 @@ BUNDLE_FILES = {
     "--ssl-certfile": "/bundle/superlink.crt",
     "--ssl-keyfile": "/bundle/superlink.key",
     "--root-certificates": "/bundle/ca.crt",
-    "--auth-supernode-private-key": "/bundle/node.key",
+    "--auth-supernode-private-key": "/key/node.key",  # the hospital's own
 }
 # Flower 1.42 deprecations, also caught from --help ("deprecated" in the text).
 DEPRECATED = {
@@ -275,8 +275,10 @@ def test_compose_consortium_of_three_hospitals() -> None:
             v.split(":")[-2] if v.endswith(":ro") else v.split(":")[-1]: v
             for v in svc["volumes"]
         }
-        assert {"/bundle", "/data", "/ledger"} <= set(mounts), name
+        assert {"/bundle", "/key", "/data", "/ledger"} <= set(mounts), name
         assert mounts["/bundle"].endswith(":ro") and mounts["/data"].endswith(":ro")
+        # the node key comes from the hospital's own folder, not the bundle
+        assert mounts["/key"].endswith(":ro") and "FEDCARE_KEYS" in mounts["/key"]
         assert mounts["/ledger"].split(":")[0] in declared, f"{name}: ledger volume"
         assert "healthcheck" in svc and "register" in svc["depends_on"], name
     assert "healthcheck" in services["aggregator"]

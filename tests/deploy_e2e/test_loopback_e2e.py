@@ -153,16 +153,27 @@ class Consortium:
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
     root = tmp_path_factory.mktemp("loopback")
     port = free_port()
-    (root / "consortium.toml").write_text(
-        f'name = "{NAME}"\n[aggregator]\nhosts = ["127.0.0.1", "localhost"]\n'
-        f"port = {port}\n" + "".join(f'[[hospitals]]\nid = "{h}"\n' for h in HOSPITALS)
-    )
-    out = root / "provisioned"
     env = {
         **os.environ,
         "FLWR_HOME": str(root / "flwr-home"),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    for h in HOSPITALS:  # each hospital makes its key pair in its own folder
+        made = subprocess.run(
+            [str(BIN / "fedcare"), "provision", "node-key", str(root / f"at-{h}"),
+             "--id", h, "--consortium", NAME],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    (root / "consortium.toml").write_text(
+        f'name = "{NAME}"\n[aggregator]\nhosts = ["127.0.0.1", "localhost"]\n'
+        f"port = {port}\n"
+        + "".join(
+            f'[[hospitals]]\nid = "{h}"\npublic_key = "at-{h}/node.pub"\n'
+            for h in HOSPITALS
+        )
+    )
+    out = root / "provisioned"
     done = subprocess.run(
         [
             str(BIN / "fedcare"),
@@ -242,6 +253,7 @@ def federation(superlink: Consortium) -> Consortium:
             ],
             f"supernode-{h}.log",
             FEDCARE_SUPERNODE_PORT=str(free_port()),
+            FEDCARE_NODE_KEY=str(c.root / f"at-{h}" / "node.key"),
         )
     deadline = time.monotonic() + 180
     while c.online() != set(c.node_ids.values()):
@@ -307,10 +319,28 @@ def test_node_trusting_another_ca_cannot_connect(federation: Consortium) -> None
         "--root-certificates",
         str(other),
         "--auth-supernode-private-key",
-        str(federation.out / "hospitals/h1/node.key"),
+        str(federation.root / "at-h1" / "node.key"),
     )
     assert code not in (None, 0), f"exit {code} after {took:.0f} s\n{proc.tail()}"
     assert "CERTIFICATE_VERIFY_FAILED" in proc.text(), proc.tail()
+
+
+def test_hospital_keys_never_left_their_folders(federation: Consortium) -> None:
+    """The operator's provisioning directory holds no hospital private key, and
+    each hospital's key file exists only in its own folder (the federation
+    above authenticated with it)."""
+    c = federation
+    operator_secrets = {c.out / "ca" / "ca.key", c.out / "operator" / "superlink.key"}
+    for path in c.out.rglob("*"):
+        if path.is_file() and path not in operator_secrets:
+            assert b"PRIVATE KEY" not in path.read_bytes(), path
+    for h in HOSPITALS:
+        key = (c.root / f"at-{h}" / "node.key").read_bytes()
+        copies = [
+            p for p in c.root.rglob("*")
+            if p.is_file() and p.stat().st_size == len(key) and p.read_bytes() == key
+        ]  # fmt: skip
+        assert copies == [c.root / f"at-{h}" / "node.key"], copies
 
 
 def test_plaintext_connection_fails(federation: Consortium) -> None:
@@ -370,7 +400,13 @@ def test_two_rounds_dp_secagg_over_tls(federation: Consortium) -> None:
         assert record["participating"] == list(HOSPITALS), record
         assert record["dropped"] == [] and record["failures"] == [], record
         assert record["global_model_sha256"]
-        assert set(record["evaluation"]["hospitals"]) == set(HOSPITALS)
+        # pooled under SecAgg+: who took part, no hospital's own metrics
+        evaluation = record["evaluation"]
+        assert (
+            evaluation["pooled_from"] == evaluation["evaluated_by"] == list(HOSPITALS)
+        )
+        assert evaluation["hospitals"] == {} and evaluation["pooled"]["n"] > 0
+        assert all(f == {"status": "replied"} for f in record["fit"].values())
     for h in HOSPITALS:
         summary = PrivacyLedger.open(c.ledgers[h], None).summary()
         assert len(summary["entries"]) == 2 and summary["spent_epsilon"] > 0, summary
@@ -391,6 +427,7 @@ def test_hospital_killed_mid_round_is_recorded_as_dropped(
         **{
             "min-available-hospitals": "2",
             "min-evaluate-hospitals": "2",
+            "min-secagg-hospitals": "2",
             "secagg-timeout": "240.0",
         },
     )
@@ -413,7 +450,7 @@ def test_hospital_killed_mid_round_is_recorded_as_dropped(
     assert last["participating"] == ["h1", "h3"], last
     assert last["dropped"] == [{"node_id": str(c.node_ids[victim]), "hospital": victim}]
     assert last["global_model_sha256"], last
-    assert sorted(last["evaluation"]["hospitals"]) == ["h1", "h3"], last
+    assert last["evaluation"]["evaluated_by"] == ["h1", "h3"], last
     print(f"kill run: h2 dropped in round 2, {time.monotonic() - start:.0f} s")
 
 

@@ -1,4 +1,5 @@
-"""``fedcare provision``: certificates, keys, idempotency, add/revoke, CLI errors."""
+"""``fedcare provision``: certificates, hospital-held keys, idempotency,
+add/revoke, CLI errors."""
 
 from __future__ import annotations
 
@@ -25,15 +26,11 @@ port = 9092
 [[hospitals]]
 id = "hospital_01"
 name = "St Mary"
+public_key = "at-hospital_01/node.pub"
 [[hospitals]]
 id = "hospital_02"
 """
-PRIVATE = (
-    "ca/ca.key",
-    "operator/superlink.key",
-    "hospitals/hospital_01/node.key",
-    "hospitals/hospital_02/node.key",
-)
+PRIVATE = ("ca/ca.key", "operator/superlink.key")  # the operator's only secrets
 runner = CliRunner()
 
 
@@ -43,12 +40,20 @@ def _cli(*args: str):
 
 @pytest.fixture
 def provisioned(tmp_path: Path) -> tuple[Path, Path, str]:
+    """hospital_01 made its key pair at home and sent node.pub; hospital_02
+    has not sent one yet."""
+    made = _cli("node-key", tmp_path / "at-hospital_01", "--id", "hospital_01")
+    assert made.exit_code == 0, made.output
     spec = tmp_path / "consortium.toml"
     spec.write_text(CONSORTIUM)
     out = tmp_path / "out"
     result = _cli("init", spec, "--out", out)
     assert result.exit_code == 0, result.output
     return spec, out, result.output
+
+
+def _hospital_key(tmp_path: Path, hospital: str):
+    return load_private_key(tmp_path / f"at-{hospital}" / "node.key")
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -72,6 +77,7 @@ def test_layout_and_private_key_modes(provisioned) -> None:
         "operator/hospitals/hospital_01.pub",
         "hospitals/hospital_01/ca.crt",
         "hospitals/hospital_01/node.pub",
+        "hospitals/hospital_02/start-supernode.sh",
         "hospitals/hospital_01/node-config.txt",
         "hospitals/hospital_01/start-supernode.sh",
         *PRIVATE,
@@ -103,27 +109,68 @@ def test_chain_verifies_and_sans_are_the_aggregator_hosts(provisioned) -> None:
     ssl.create_default_context(cafile=str(out / "hospitals/hospital_01/ca.crt"))
 
 
-def test_node_keys_are_openssh_p384_and_registered_halves_match(provisioned) -> None:
-    _, out, _ = provisioned
-    key = load_private_key(out / "hospitals/hospital_01/node.key")
+def test_hospital_keys_stay_at_the_hospital(provisioned, tmp_path: Path) -> None:
+    """The operator's directory holds no hospital private key: only the
+    node.pub each hospital sent; a hospital without one awaits it."""
+    _, out, output = provisioned
+    home = tmp_path / "at-hospital_01"
+    key = _hospital_key(tmp_path, "hospital_01")
     assert (
-        (out / "hospitals/hospital_01/node.key")
+        (home / "node.key")
         .read_bytes()
         .startswith(b"-----BEGIN OPENSSH " + b"PRIVATE KEY-----")
     )
+    assert stat.S_IMODE((home / "node.key").stat().st_mode) == 0o600
     assert isinstance(key.curve, ec.SECP384R1)
+    for path in out.rglob("*"):
+        if path.is_file() and str(path.relative_to(out)) not in PRIVATE:
+            assert b"PRIVATE KEY" not in path.read_bytes(), path
+    assert not list(out.rglob("node.key"))
     pub = (out / "operator/hospitals/hospital_01.pub").read_bytes()
     assert pub == (out / "hospitals/hospital_01/node.pub").read_bytes()
     assert pub.startswith(b"ecdsa-sha2-nistp384 ")
     loaded = serialization.load_ssh_public_key(pub.rsplit(b" ", 1)[0])
     assert loaded.public_numbers() == key.public_key().public_numbers()
     state = json.loads((out / "consortium.json").read_text())
-    assert state["hospitals"][0] == {
-        "id": "hospital_01",
-        "name": "St Mary",
-        "public_key_fingerprint": fingerprint(key),
-        "status": "active",
-    }
+    first, second = state["hospitals"]
+    assert first["public_key_fingerprint"] == fingerprint(key)
+    assert second["public_key_fingerprint"] == ""
+    assert "awaiting key" in output and "hospital_02" in output
+    script = (out / "operator/register-hospitals.sh").read_text()
+    assert "hospital_01.pub" in script and "hospital_02: awaiting" in script
+    assert "hospital_02.pub" not in script
+    start = (out / "hospitals/hospital_01/start-supernode.sh").read_text()
+    assert "FEDCARE_NODE_KEY:-$HERE/node.key" in start
+
+
+def test_a_private_key_sent_as_public_is_refused(provisioned, tmp_path: Path) -> None:
+    _, out, _ = provisioned
+    sent = tmp_path / "at-hospital_01" / "node.key"
+
+    result = _cli("add-hospital", out, "--id", "hospital_02", "--public-key", sent)
+
+    assert result.exit_code == 2 and "PRIVATE key" in result.output
+    assert not (out / "operator/hospitals/hospital_02.pub").exists()
+
+
+def test_another_key_for_a_registered_hospital_needs_rekey(
+    provisioned, tmp_path: Path
+) -> None:
+    _, out, _ = provisioned
+    assert _cli("node-key", tmp_path / "new", "--id", "hospital_01").exit_code == 0
+    new = tmp_path / "new" / "node.pub"
+
+    refused = _cli("add-hospital", out, "--id", "hospital_01", "--public-key", new)
+    done = _cli(
+        "add-hospital", out, "--id", "hospital_01", "--public-key", new, "--rekey"
+    )
+
+    assert refused.exit_code == 2 and "--rekey" in refused.output
+    assert done.exit_code == 0, done.output
+    state = json.loads((out / "consortium.json").read_text())
+    assert state["hospitals"][0]["public_key_fingerprint"] == fingerprint(
+        load_private_key(tmp_path / "new" / "node.key")
+    )
 
 
 def test_rerun_keeps_every_file_and_reports_kept_keys(provisioned) -> None:
@@ -158,18 +205,20 @@ def test_changed_hosts_need_confirmation_and_reissue_only_the_server_cert(
         init(spec, out)
 
 
-def test_add_hospital_touches_no_other_hospital(provisioned) -> None:
+def test_add_hospital_touches_no_other_hospital(provisioned, tmp_path: Path) -> None:
     _, out, _ = provisioned
+    assert _cli("node-key", tmp_path / "h3", "--id", "hospital_03").exit_code == 0
     before = _snapshot(out)
-    result = _cli("add-hospital", out, "--id", "hospital_03", "--name", "Royal")
+    result = _cli(
+        "add-hospital", out, "--id", "hospital_03", "--name", "Royal",
+        "--public-key", tmp_path / "h3" / "node.pub",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     after = _snapshot(out)
     for name, content in before.items():
         if name.startswith(("hospitals/", "ca/")) or name.endswith((".key", ".crt")):
             assert after[name] == content, name
-    assert (
-        stat.S_IMODE((out / "hospitals/hospital_03/node.key").stat().st_mode) == 0o600
-    )
+    assert not (out / "hospitals/hospital_03/node.key").exists()
     script = (out / "operator/register-hospitals.sh").read_text()
     assert (
         'register hospitals/hospital_03.pub "$CONNECTION" --name hospital_03' in script
@@ -195,10 +244,11 @@ def test_revoke_updates_state_and_registration_script(provisioned) -> None:
     }
 
 
-def test_no_private_key_text_is_ever_printed(provisioned) -> None:
+def test_no_private_key_text_is_ever_printed(provisioned, tmp_path: Path) -> None:
     spec, out, first = provisioned
     outputs = [
         first,
+        _cli("node-key", tmp_path / "at-hospital_01", "--id", "hospital_01").output,
         _cli("init", spec, "--out", out).output,
         _cli("add-hospital", out, "--id", "h9").output,
         _cli("revoke", out, "--id", "h9").output,
@@ -206,6 +256,7 @@ def test_no_private_key_text_is_ever_printed(provisioned) -> None:
         _cli("status", out, "--format", "json").output,
     ]
     secrets = [(out / name).read_text() for name in PRIVATE]
+    secrets.append((tmp_path / "at-hospital_01" / "node.key").read_text())
     for text in outputs:
         assert "PRIVATE KEY" not in text
         for secret in secrets:
