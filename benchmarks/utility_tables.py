@@ -65,10 +65,11 @@ def checks(report: dict[str, Any]) -> str:
         count = sum(len(w) for w in worse)
         seeds = len(worse)
         seed_list = check.get("seeds", report["seeds"])
+        sign = ">" if check["metric"] == "mae_days" else "<"  # worse: more error
         detail = "; ".join(
             f"seed {seed_list[i]}: "
             + ", ".join(
-                f"{w['hospital']} {w['federated']:.4f} < {w['local_only']:.4f}"
+                f"{w['hospital']} {w['federated']:.4f} {sign} {w['local_only']:.4f}"
                 for w in ws
             )
             for i, ws in enumerate(worse)
