@@ -306,7 +306,9 @@ class Hospital:
     def pool(self, weights: list[np.ndarray]) -> dict[str, np.ndarray]:
         """The sums the federation pools under SecAgg+ (``shared_models.wire``):
         validation and test score histograms, or the test error sums."""
-        model = self.model(weights, dp=False)
+        return self._sums(self.model(weights, dp=False), with_val=True)
+
+    def _sums(self, model: torch.nn.Module, with_val: bool) -> dict[str, np.ndarray]:
         test, val = self.prepared.test, self.prepared.val
         if self.task.kind == "regression":
             err = predict(model, test.x) - test.y
@@ -316,7 +318,8 @@ class Hospital:
                 "sum-sq-error": np.asarray([(err**2).sum()]),
             }
         out = {}
-        for name, part in (("val", val), ("test", test)):
+        parts = (("val", val), ("test", test)) if with_val else (("test", test),)
+        for name, part in parts:
             scores, labels = scores_and_labels(self.task, model, part)
             out[f"{name}-histogram"] = np.asarray(
                 pooled.histogram(labels, scores, self.task.kind)
@@ -338,7 +341,7 @@ class Hospital:
         metrics: dict[str, Any] = {}
         with torch.no_grad():
             loss = float(model.loss(torch.as_tensor(test.x), _target(test.y)).item())
-        sums = self.pool(weights)
+        sums = self._sums(model, with_val=False)  # its own test split only
         if self.task.kind == "regression":
             n = int(sums["n"][0])
             metrics.update(
