@@ -35,10 +35,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from flwr.server.strategy import FedAdam, FedAvg
     from sklearn.metrics import roc_auc_score
 
+    from client.federated import scores_and_labels
     from client.privacy import PrivacyBudget, PrivacyLedger, Units, sample_rate_for
     from client.privacy import steps_per_epoch as per_epoch
     from client.tasks import get_task
-    from client.training import PrivateRun, TrainConfig, predict, train
+    from client.training import PrivateRun, TrainConfig, train
     from shared_models import create_model
     from shared_models.export import get_weights, set_weights
 
@@ -114,15 +115,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         weights = to_arrays(params)
         model = build(False)
         set_weights(model, weights)
-        ys = np.concatenate([p.test.y for p in preps])
-        scores = np.concatenate([predict(model, p.test.x)[:, 1] for p in preps])
+        judged = [scores_and_labels(task, model, p.test) for p in preps]
+        scores = np.concatenate([s for s, _ in judged])
+        ys = np.concatenate([y for _, y in judged])
         row = {
             "round": rnd,
             "pooled_auroc": float(roc_auc_score(ys, scores)),
-            "hospitals": [
-                round(float(roc_auc_score(p.test.y, predict(model, p.test.x)[:, 1])), 3)
-                for p in preps
-            ],
+            "hospitals": [round(float(roc_auc_score(y, s)), 3) for s, y in judged],
             "epsilon_spent": ledgers[0].spent_epsilon,
         }
         history.append(row)
