@@ -44,6 +44,9 @@ class NodeSettings:
     delta: float = 1e-5
     policy: HospitalPolicy = HospitalPolicy()
     report_dir: Path | None = None
+    # The approved app bundles (``approved-apps``), read by the hospital's
+    # runner (client.node_runtime) before a bundle is unpacked, not by the app.
+    approved_apps: Path | None = None
 
     @property
     def reports(self) -> Path:
@@ -85,6 +88,7 @@ class NodeSettings:
             float(node.get("delta", 1e-5)),
             HospitalPolicy.from_node_config(node),
             Path(str(node["report-dir"])) if node.get("report-dir") else None,
+            Path(str(node["approved-apps"])) if node.get("approved-apps") else None,
         )
 
 

@@ -106,6 +106,25 @@ def node_key_command(
         _print_report(node_key(folder, id, consortium), format)
 
 
+@app.command("app-hash")
+def app_hash_command(
+    project: Path = typer.Argument(
+        Path("."), help="The Flower app folder `flwr run` is started from."
+    ),
+    format: OutputFormat = _FORMAT,
+) -> None:
+    """Print the sha256 of the app bundle `flwr run PROJECT` submits, for hospitals
+    to approve (a line of their approved-apps file)."""
+    from shared_models.bundle import build_bundle
+
+    with user_errors():
+        content, digest = build_bundle(project)
+        payload = {"sha256": digest, "bytes": len(content), "project": str(project)}
+        emit(
+            payload, format, lambda: typer.echo(f"{digest}  # {project.resolve().name}")
+        )
+
+
 @app.command("revoke")
 def revoke_command(
     out: Path = _OUT,

@@ -103,11 +103,19 @@ def start_supernode(c: Consortium, hospital_id: str) -> str:
 # only the consortium CA, authenticated with this hospital's own node.key
 # (made here by `fedcare provision node-key`; only node.pub went to the
 # operator), hospital identity/data/ledger/budget from node-config.txt.
-# Environment: FEDCARE_NODE_KEY (default $HERE/node.key), FEDCARE_SUPERLINK
-# (default {c.aggregator.address}), FEDCARE_SUPERNODE_PORT (local ClientApp API
-# port, default 9094). Extra arguments are passed on (e.g. --max-retries 10).
+# Only app bundles this hospital approved run here: the SuperNode runs in
+# process isolation and this hospital's fedcare-superexec launches its own
+# fedcare-clientapp, which refuses, before unpacking it, any bundle whose
+# sha256 is not in the approved list (`fedcare provision app-hash RELEASE`
+# prints a release's line).
+# Environment: FEDCARE_NODE_KEY (default $HERE/node.key), FEDCARE_APPROVED_APPS
+# (default $HERE/approved-apps.txt), FEDCARE_SUPERLINK (default
+# {c.aggregator.address}), FEDCARE_SUPERNODE_PORT (local ClientApp API port,
+# default 9094). Extra arguments are passed on (e.g. --max-retries 10).
 set -eu
 {_HERE}KEY="${{FEDCARE_NODE_KEY:-$HERE/node.key}}"
+APPROVED="${{FEDCARE_APPROVED_APPS:-$HERE/approved-apps.txt}}"
+PORT="${{FEDCARE_SUPERNODE_PORT:-9094}}"
 if [ ! -f "$KEY" ]; then
   echo "error: no node key at $KEY: run 'fedcare provision node-key $HERE" \
        "--id {hospital_id}' here and send node.pub (never node.key) to the" \
@@ -119,12 +127,23 @@ if grep -q {PLACEHOLDER} "$HERE/node-config.txt"; then
        "with this hospital's data folder and privacy ledger" >&2
   exit 2
 fi
+if [ ! -s "$APPROVED" ]; then
+  echo "error: no approved app list at $APPROVED: review the release, then run" \\
+       "'fedcare provision app-hash RELEASE_FOLDER >> $APPROVED'" >&2
+  exit 2
+fi
+# fedcare-superexec exits with this process (its --parent-pid is this shell,
+# which exec turns into the SuperNode).
+fedcare-superexec --runtime-api-address "127.0.0.1:$PORT" --insecure \\
+  --parent-pid $$ &
 exec flower-supernode \\
   --superlink "${{FEDCARE_SUPERLINK:-{c.aggregator.address}}}" \\
   --root-certificates "$HERE/ca.crt" \\
   --auth-supernode-private-key "$KEY" \\
-  --node-config "$(cat "$HERE/node-config.txt")" \\
-  --port "${{FEDCARE_SUPERNODE_PORT:-9094}}" \\
+  --isolation process \\
+  --node-config "$(cat "$HERE/node-config.txt") approved-apps=\\"$APPROVED\\"" \\
+  --host 127.0.0.1 \\
+  --port "$PORT" \\
   "$@"
 """
     )

@@ -49,6 +49,7 @@ SECURE_FLAGS = {
     "flower-supernode": {
         "--root-certificates",
         "--auth-supernode-private-key",
+        "--isolation",
         "--node-config",
         "--port",
         "--max-retries",
@@ -254,9 +255,49 @@ def test_insecure_only_in_the_named_overlay() -> None:
     for name, svc in overlay.items():
         if svc["command"][0] == "flower-supernode":
             assert "--max-retries" in svc["command"], f"{name} would retry forever"
-    assert "--insecure" not in COMPOSE.read_text()
-    for path in [*DOCKERFILES, *SCRIPTS, *K8S.glob("*.yaml")]:
-        assert "--insecure" not in path.read_text(), path
+    # the only plaintext elsewhere: the hospital runner's loopback Runtime API
+    runner = re.compile(r"--runtime-api-address\W+127\.0\.0\.1:\S+\W+--insecure")
+    for path in [COMPOSE, *DOCKERFILES, *SCRIPTS, *K8S.glob("*.yaml")]:
+        text = runner.sub("", path.read_text())
+        assert "--insecure" not in text, path
+
+
+def test_hospitals_run_only_approved_bundles() -> None:
+    """Every SuperNode runs in process isolation beside fedcare's own runner on
+    its loopback Runtime API, with an approved-apps list in its node config."""
+    for name, command in all_commands().items():
+        if command[0] != "flower-supernode":
+            continue
+        assert value_of(command, "--isolation") == "process", name
+        if "--host" in command:
+            assert value_of(command, "--host") == "127.0.0.1", name
+        node = _parse_node_config(value_of(command, "--node-config"))
+        assert "approved-apps" in node, f"{name}: no approved-apps in node config"
+    for path in (COMPOSE, INSECURE):
+        services = compose_services(path)
+        for name, svc in services.items():
+            if svc.get("command", [""])[0] != "flower-supernode":
+                continue
+            port = value_of(svc["command"], "--port")
+            runner = compose_services(COMPOSE)[f"{name}-runner"]
+            assert runner["network_mode"] == f"service:{name}", name
+            assert runner["command"][0] == "fedcare-superexec", name
+            assert value_of(runner["command"], "--runtime-api-address") == (
+                f"127.0.0.1:{port}"
+            ), name
+            mounts = {v.split(":")[-2] if v.endswith(":ro") else v.split(":")[-1]
+                      for v in runner["volumes"]}  # fmt: skip
+            assert {"/key", "/data", "/ledger"} <= mounts, name
+    provisioned = bundle.start_supernode(
+        load_consortium_file(DEPLOY / "compose" / "consortium.toml"), "hospital_01"
+    )
+    for text in (provisioned, (DEPLOY / "docker" / "start-supernode.sh").read_text()):
+        assert re.search(
+            r"^fedcare-superexec --runtime-api-address \"127\.0\.0\.1:\$PORT\"",
+            text,
+            flags=re.MULTILINE,
+        ), text
+        assert '--port "$PORT"' in text
 
 
 def test_compose_consortium_of_three_hospitals() -> None:
@@ -292,19 +333,23 @@ def _node_configs() -> dict[str, str]:
     }
 
 
+def _parse_node_config(text: str) -> dict[str, Any]:
+    """A --node-config value, with the start scripts' shell variables filled in."""
+    text = (
+        text.replace("$FEDCARE_HOSPITAL_ID", "h")
+        .replace("${", "")
+        .replace(":-", "_DEFAULT_")
+        .replace("}", "")
+    )
+    return parse_config_args([re.sub(r"=FEDCARE_\w+_DEFAULT_", "=", text)])
+
+
 def test_node_config_keys_are_nodesettings_keys() -> None:
     known = {f.name.replace("_", "-") for f in dataclasses.fields(NodeSettings)}
     configs = _node_configs()
     assert len(configs) >= 7  # 3 compose + 3 overlay + start-supernode.sh (+ runbook)
     for name, text in configs.items():
-        text = (
-            text.replace("$FEDCARE_HOSPITAL_ID", "h")
-            .replace("${", "")
-            .replace(":-", "_DEFAULT_")
-            .replace("}", "")
-        )
-        text = re.sub(r"=FEDCARE_\w+_DEFAULT_", "=", text)
-        parsed = parse_config_args([text])
+        parsed = _parse_node_config(text)
         assert set(parsed) <= known, f"{name}: unknown keys {set(parsed) - known}"
         settings = NodeSettings.from_node_config(parsed)
         if not name.startswith("RUNBOOK.md"):

@@ -12,6 +12,10 @@ ledger). Then, in order:
   (``--insecure``) node are all refused by the TLS SuperLink;
 - ``flwr run`` of this repository, 2 rounds, DP + SecAgg+ (the defaults):
   every hospital trains in both rounds and each ledger is charged twice;
+- only approved bundles run: each hospital approves this repository's bundle
+  (``fedcare provision app-hash``) and its ``fedcare-clientapp`` refuses a
+  copy with one changed line before unpacking it; the run fails, nothing is
+  charged;
 - a second run in which hospital h2 is SIGKILLed while it trains in round 2:
   the round completes with the two others (SecAgg+ threshold 2 of 3) and the
   history names h2 as dropped.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -198,6 +203,14 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
     )
     data = dict(zip(HOSPITALS, folders, strict=True))
     ledgers = {h: root / "ledgers" / f"{h}.jsonl" for h in HOSPITALS}
+    # each hospital approves the release it reviewed: this repository's bundle
+    approved = subprocess.run(
+        [str(BIN / "fedcare"), "provision", "app-hash", str(REPO)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert approved.returncode == 0, approved.stderr
+    for h in HOSPITALS:
+        (out / "hospitals" / h / "approved-apps.txt").write_text(approved.stdout)
     for h in HOSPITALS:  # what each hospital does with its bundle: fill in its paths
         (out / "hospitals" / h / "node-config.txt").write_text(
             f'hospital-id="{h}" data-path="{data[h]}" ledger-path="{ledgers[h]}" '
@@ -412,6 +425,75 @@ def test_two_rounds_dp_secagg_over_tls(federation: Consortium) -> None:
         assert len(summary["entries"]) == 2 and summary["spent_epsilon"] > 0, summary
 
 
+def test_modified_bundle_is_refused_before_it_is_unpacked(
+    federation: Consortium, tmp_path: Path
+) -> None:
+    """A bundle one line away from the approved release never runs at a hospital:
+    the hospital asked first refuses it before unpacking, the run fails, no
+    hospital loads it and nothing is charged."""
+    c = federation
+    modified = tmp_path / "modified-app"
+    shutil.copytree(
+        REPO,
+        modified,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "runs", "__pycache__", "*.egg-info"
+        ),
+    )
+    with (modified / "client" / "app.py").open("a") as f:
+        f.write("\n# one changed line: a different bundle\n")
+    entries = {h: _ledger_entries(c, h) for h in HOSPITALS}
+    logs = {h: len(c.nodes[h].text()) for h in HOSPITALS}
+    proc = c.start(
+        [str(BIN / "flwr"), "run", str(modified), NAME, "--run-config",
+         f'num-server-rounds=1 run-dir="{tmp_path / "run"}" '
+         "min-available-hospitals=3 min-fit-hospitals=3"],
+        "flwr-run-modified.log",
+    )  # fmt: skip
+    assert proc.popen.wait(timeout=120) == 0, proc.tail()
+    found = re.search(r"run (\d+)", proc.text())
+    assert found, proc.tail()
+    run_id = found.group(1)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    status = ""
+    try:
+        while not status.startswith("finished"):
+            assert time.monotonic() < deadline, "\n".join(
+                c.nodes[h].tail(30) for h in HOSPITALS
+            )
+            time.sleep(2.0)
+            done = c.flwr("ls", NAME, "--run-id", run_id, "--format", "json")
+            runs = (
+                json.loads(done.stdout).get("runs", []) if done.returncode == 0 else []
+            )
+            status = runs[0]["status"] if runs else ""
+    finally:
+        if not status.startswith("finished"):
+            c.flwr("stop", run_id, NAME)
+    assert status == "finished:failed", status
+    new_logs = {h: c.nodes[h].text()[logs[h] :] for h in HOSPITALS}
+    refused = {
+        h: m.group(1)
+        for h, text in new_logs.items()
+        if (m := re.search(r"refused app bundle ([0-9a-f]{64})", text))
+    }
+    assert refused, "\n".join(c.nodes[h].tail(30) for h in HOSPITALS)
+    approved = (c.out / "hospitals" / "h1" / "approved-apps.txt").read_text()
+    assert len(set(refused.values())) == 1, refused
+    digest = next(iter(refused.values()))
+    assert digest not in approved
+    for h in HOSPITALS:  # nothing loaded, nothing trained, nothing charged
+        assert "Start `ClientApp` Loading" not in new_logs[h], h
+        assert _ledger_entries(c, h) == entries[h], h
+    print(f"modified bundle {digest[:12]} refused by {sorted(refused)}; run {status}")
+
+
+def _ledger_entries(c: Consortium, h: str) -> int:
+    if not c.ledgers[h].exists():
+        return 0
+    return len(PrivacyLedger.open(c.ledgers[h], None).summary()["entries"])
+
+
 def test_hospital_killed_mid_round_is_recorded_as_dropped(
     federation: Consortium,
 ) -> None:
@@ -437,7 +519,9 @@ def test_hospital_killed_mid_round_is_recorded_as_dropped(
         assert time.monotonic() < deadline, proc.tail(80)
         time.sleep(0.5)
     node = c.nodes[victim]
-    while not any("flwr-clientapp" in _cmdline(p) for p in _children(node.popen.pid)):
+    while not any(
+        "fedcare-clientapp" in _cmdline(p) for p in _children(node.popen.pid)
+    ):
         assert time.monotonic() < deadline, node.tail()
         time.sleep(0.2)
     time.sleep(2.0)  # inside local training
