@@ -18,7 +18,6 @@ from flwr.app import Context
 from flwr.server import LegacyContext, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
-from client.errors import ConfigError
 from server import checkpoint
 from server.bootstrap import initial_model
 from server.config import RunConfig
@@ -27,6 +26,7 @@ from server.run_state import FederatedRun
 from server.strategy import instruction_config, make_strategy
 from server.workflow import PoolEvaluation, build_workflow
 from shared_models.atomic import atomic_write_text
+from shared_models.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         log.warning("--resume: no checkpoint in %s; starting from round 1", run_dir)
     if saved is None:
         if (run_dir / "checkpoints").exists() and not run.resume:
-            from client.errors import ConfigError
+            from shared_models.errors import ConfigError
 
             raise ConfigError(
                 f"{run_dir} already holds a run; resume it (resume = true) "

@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from client.errors import FedcareError
 from client.privacy.ledger_file import canonical_json, locked, record_hash, seal
 from server.config import RunConfig
+from shared_models.errors import FedcareError
 
 FILE_NAME = "audit.jsonl"
 VERSION = 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from client.errors import ConfigError
+from shared_models.errors import ConfigError
 
 TASKS = (
     "ecg-arrhythmia",

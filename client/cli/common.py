@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from client.errors import FedcareError
+from shared_models.errors import FedcareError
 
 USER_ERROR_EXIT = 2
 

@@ -85,9 +85,9 @@ def command(
     and writes no model: keep the result at the hospital."""
     setup_logging()
     with user_errors():
-        from client.errors import DataError
         from client.privacy import refuse_test_randomness
         from client.privacy.audit import run_audit
+        from shared_models.errors import DataError
 
         refuse_test_randomness("fedcare privacy-audit")
         if not data.exists():

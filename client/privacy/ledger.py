@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from client.errors import BudgetExceededError, ConfigError, LedgerError, PrivacyError
 from client.privacy.accounting import calibrate_noise, compute_epsilon
 from client.privacy.budget import (
     DEFAULT_PRIVACY_UNIT,
@@ -45,6 +44,12 @@ from client.privacy.ledger_file import (
     open_reservations,
     read_records,
     run_steps,
+)
+from shared_models.errors import (
+    BudgetExceededError,
+    ConfigError,
+    LedgerError,
+    PrivacyError,
 )
 
 logger = logging.getLogger(__name__)

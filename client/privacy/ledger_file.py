@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from client.errors import LedgerError
 from shared_models.atomic import atomic_write_bytes
+from shared_models.errors import LedgerError
 
 FILE_MODE = 0o600
 SUPPORTED_VERSIONS = (1, 2)

@@ -22,9 +22,9 @@ from client.data import (
     resolve_data_path,
     split_groups,
 )
-from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task, label_counts, split_arrays
 from client.tasks.recipe import local_adam
+from shared_models.errors import DataError
 from shared_models.export import ModelCard
 
 HOURS = 48

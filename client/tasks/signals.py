@@ -25,9 +25,9 @@ from client.data import (
     split_contiguous,
     split_groups,
 )
-from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task
 from client.tasks.recipe import local_adam
+from shared_models.errors import DataError
 from shared_models.export import ModelCard
 from shared_models.metrics import anomaly_metrics, calibrate_threshold
 

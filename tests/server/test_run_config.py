@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from client.errors import ConfigError
 from server.config import RunConfig
+from shared_models.errors import ConfigError
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
