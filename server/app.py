@@ -20,13 +20,13 @@ from flwr.serverapp import Grid, ServerApp
 
 from server import checkpoint
 from server.bootstrap import initial_model
-from server.config import RunConfig
 from server.history import RunHistory
 from server.run_state import FederatedRun
 from server.strategy import instruction_config, make_strategy
 from server.workflow import PoolEvaluation, build_workflow
 from shared_models.atomic import atomic_write_text
 from shared_models.errors import ConfigError
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from client.privacy.ledger_file import canonical_json, locked, record_hash, seal
-from server.config import RunConfig
 from shared_models.errors import FedcareError
+from shared_models.run_config import RunConfig
 
 FILE_NAME = "audit.jsonl"
 VERSION = 1

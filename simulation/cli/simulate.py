@@ -126,7 +126,7 @@ def command(
         from dataclasses import replace
 
         from client.privacy import check_privacy_unit, refuse_test_randomness
-        from server.config import RunConfig
+        from shared_models.run_config import RunConfig
         from simulation.runner import SimulationOptions, simulate
 
         refuse_test_randomness("fedcare simulate")

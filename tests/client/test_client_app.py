@@ -19,8 +19,8 @@ from flwr.compat.common import recorddict_compat as compat
 
 from client.app import HospitalClient, app, pack_run_config, unpack_run_config
 from client.policy import GENERIC_REFUSAL
-from server.config import RunConfig
 from shared_models.errors import PolicyError
+from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
 
 RUN = RunConfig(dp=False, secagg=False, batch_size=256, run_name="t")
