@@ -40,7 +40,6 @@ from client.privacy.ledger_file import (
     append_record,
     create_ledger,
     history_of,
-    locked,
     open_reservations,
     read_records,
     run_steps,
@@ -51,6 +50,7 @@ from shared_models.errors import (
     LedgerError,
     PrivacyError,
 )
+from shared_models.hash_chain import locked
 
 logger = logging.getLogger(__name__)
 
