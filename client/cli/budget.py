@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, user_errors
+from shared_models.cli import OutputFormat, emit, user_errors
 from shared_models.errors import LedgerError
 
 _LEDGER = typer.Option(

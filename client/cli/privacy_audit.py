@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
 
 BROKEN_EXIT = 1
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from client.cli.common import setup_logging, user_errors
+from shared_models.cli import setup_logging, user_errors
 
 _MODEL = typer.Option(
     ...,

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
 
 _TASK = typer.Option(
     ...,

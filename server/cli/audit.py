@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from client.cli.common import OutputFormat, emit, user_errors
+from shared_models.cli import OutputFormat, emit, user_errors
 from shared_models.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from client.cli.common import user_errors
+from shared_models.cli import user_errors
 from shared_models.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
 
 TASK_HELP = (
     "ecg-arrhythmia (default), ecg-anomaly, signal-anomaly, icu-deterioration, icu-los"

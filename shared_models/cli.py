@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI commands: error handling and output formats."""
+"""Helpers shared by every package's CLI commands: error handling, logging and
+output formats (exit status 2 on a user error)."""
 
 from __future__ import annotations
 
