@@ -97,7 +97,7 @@ def run_seed(
     """Every arm of ``setting`` for one seed: {arm: pooled metrics, ...}."""
     from dataclasses import replace
 
-    from server.config import RunConfig
+    from shared_models.run_config import RunConfig
     from simulation import baselines
     from simulation.runner import SimulationOptions, simulate
 

@@ -26,9 +26,9 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
     Stage,
 )
 
-from client.errors import ConfigError, FedcareError, PolicyError
-from server.config import RunConfig
 from shared_models import wire
+from shared_models.errors import ConfigError, FedcareError, PolicyError
+from shared_models.run_config import RunConfig
 
 if TYPE_CHECKING:
     from client.federated import Hospital

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from client.errors import BudgetExceededError, ConfigError, FedcareError
 from client.policy import HospitalPolicy
 from client.tasks import Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, predict, steps_per_epoch, train
-from server.config import RunConfig
 from shared_models import create_model, pooled
+from shared_models.errors import BudgetExceededError, ConfigError, FedcareError
 from shared_models.export import get_weights, set_weights
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 _PREPARED: dict[tuple[str, str, int], Prepared] = {}

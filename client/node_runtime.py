@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client.errors import PolicyError
 from shared_models.bundle import BundleError, bundle_sha256, read_approved
+from shared_models.errors import PolicyError
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from client.errors import ConfigError
 from client.privacy.sampling import guarantee_text
 from client.tasks import Arrays, Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, seed_everything, train
 from shared_models import create_model, get_spec
+from shared_models.errors import ConfigError
 from shared_models.export import ModelCard, load_model_dir, save_model_dir
 
 log = logging.getLogger(__name__)

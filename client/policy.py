@@ -33,8 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from client.errors import ConfigError, PolicyError
 from client.privacy.budget import DEFAULT_PRIVACY_UNIT, check_privacy_unit
+from shared_models.errors import ConfigError, PolicyError
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from client.errors import ConfigError
 from client.serve_schema import (
     RequestError,
     data_kind,
@@ -45,6 +44,7 @@ from client.serve_schema import (
 )
 from client.tasks import get_task
 from client.training import resolve_device
+from shared_models.errors import ConfigError
 from shared_models.export import ModelCard, load_model_dir
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from client.data import apply_signal_stats, apply_vitals_stats
-from client.errors import FedcareError
 from client.tasks.ecg import normalise_beats
+from shared_models.errors import FedcareError
 from shared_models.export import ModelCard
 
 MAX_ITEMS = 4096

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from client.errors import ConfigError
+from shared_models.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

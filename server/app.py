@@ -18,15 +18,15 @@ from flwr.app import Context
 from flwr.server import LegacyContext, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
-from client.errors import ConfigError
 from server import checkpoint
 from server.bootstrap import initial_model
-from server.config import RunConfig
 from server.history import RunHistory
 from server.run_state import FederatedRun
 from server.strategy import instruction_config, make_strategy
 from server.workflow import PoolEvaluation, build_workflow
 from shared_models.atomic import atomic_write_text
+from shared_models.errors import ConfigError
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         log.warning("--resume: no checkpoint in %s; starting from round 1", run_dir)
     if saved is None:
         if (run_dir / "checkpoints").exists() and not run.resume:
-            from client.errors import ConfigError
+            from shared_models.errors import ConfigError
 
             raise ConfigError(
                 f"{run_dir} already holds a run; resume it (resume = true) "
@@ -128,11 +128,11 @@ def _server_eval(run: RunConfig, state: FederatedRun) -> Any:
     """Server-side evaluation on the operator's held-out set, when there is one."""
     if not run.server_eval_data:
         return None
-    from client.tasks import get_task
-    from shared_models import create_model
-    from shared_models.export import set_weights
+    from server.evaluation import task_kind
+    from server.held_out import held_out_scorer
 
-    task = get_task(run.task)
+    score = held_out_scorer()
+    kind = task_kind(run.task)
 
     def evaluate(server_round: int, weights: list, config: dict[str, Any]):
         last = [
@@ -141,15 +141,12 @@ def _server_eval(run: RunConfig, state: FederatedRun) -> Any:
         threshold = (
             last[-1]["evaluation"]["threshold"]
             if last
-            else (0.5 if task.kind == "binary" else None)
+            else (0.5 if kind == "binary" else None)
         )
         card = state.card(threshold)
-        if card.threshold is None and task.kind == "reconstruction":
+        if card.threshold is None and kind == "reconstruction":
             return None
-        model = create_model(card.model, **card.model_config, dp=False)
-        set_weights(model, weights)
-        arrays = task.prepare_all(Path(run.server_eval_data), card)
-        metrics = task.score(model, arrays, card)
+        metrics = score(run.task, card, weights, Path(run.server_eval_data))
         if server_round > 0:
             state.record_server_eval(server_round, metrics)
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -2,7 +2,7 @@
 
 ``RUN/audit.jsonl`` holds one JSON object per line, serialised as canonical
 JSON (sorted keys, no spaces; the same chain as the hospitals' privacy ledger,
-``client.privacy.ledger_file``). ``hash`` is the sha256 of the record without
+``shared_models.hash_chain``). ``hash`` is the sha256 of the record without
 ``hash``; ``prev`` is the previous record's ``hash`` ("" for the first), so an
 edited, deleted, inserted or reordered line breaks the chain at that line.
 
@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from client.errors import FedcareError
-from client.privacy.ledger_file import canonical_json, locked, record_hash, seal
-from server.config import RunConfig
+from shared_models.errors import FedcareError
+from shared_models.hash_chain import canonical_json, locked, record_hash, seal
+from shared_models.run_config import RunConfig
 
 FILE_NAME = "audit.jsonl"
 VERSION = 1

@@ -20,9 +20,9 @@ from flwr.common import Code, GetParametersIns, GetPropertiesIns, parameters_to_
 from flwr.common.constant import MessageTypeLegacy
 from flwr.serverapp import Grid
 
-from client.errors import FedcareError
-from server.config import RunConfig
 from shared_models import wire
+from shared_models.errors import FedcareError
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from client.errors import FedcareError
 from shared_models.atomic import atomic_write_text
+from shared_models.errors import FedcareError
 from shared_models.export import ModelCard, arrays_hash, save_model_dir
 
 LATEST = "latest.json"

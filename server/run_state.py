@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from server import audit, checkpoint, evaluation
-from server.config import RunConfig
 from server.history import RunHistory
 from shared_models import create_model, wire
 from shared_models.export import ModelCard, arrays_hash, save_model_dir, set_weights
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 THRESHOLD_SOURCE = (

@@ -14,11 +14,11 @@ from typing import Any
 from flwr.common import Parameters, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.strategy import FedAdam, FedAvg, FedProx
 
-from server.config import RunConfig
 from server.run_state import FederatedRun
 from server.workflow import failure_text as _failure_text
 from server.workflow import minimum_hospitals
 from shared_models import wire
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 BASES = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam}

@@ -28,8 +28,8 @@ from flwr.server.workflow.default_workflows import (
     default_fit_workflow,
 )
 
-from server.config import RunConfig
 from shared_models import wire
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

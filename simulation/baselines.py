@@ -1,7 +1,7 @@
 """The two baselines every hospital compares the federation with.
 
 * ``local_only``: the hospital trains alone with ``fedcare train``'s recipe
-  (``client.tasks.recipe``: Adam over as many epochs as the whole federated
+  (``shared_models.recipe``: Adam over as many epochs as the whole federated
   run, the run's batch and clipping norm), with DP-SGD at the same privacy
   spend per run (``run-epsilon``), on its own split; threshold from its own
   validation. The same models give the ``single_hospital`` arm: one
@@ -32,8 +32,8 @@ from client.federated import scores_and_labels
 from client.tasks import Arrays, get_task
 from client.training import PrivateRun, TrainConfig, predict, train
 from server import evaluation
-from server.config import RunConfig
 from shared_models import create_model, pooled
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,13 @@ class Site:
 def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
     """``fedcare train``'s recipe over as many epochs as the federated run."""
     if not dp:
-        return task.recipe.train_config(
+        return task.recommended_config(
             False, seed=run.seed, loss_kwargs=task.loss_kwargs()
         )
     # Alone, Adam at the rate the federation's Adam takes: the server's
     # (FedAdam over local SGD), else the hospitals' own.
     fedadam = run.strategy == "fedadam" and run.local_optimizer == "sgd"
-    return task.recipe.train_config(
+    return task.recommended_config(
         dp,
         epochs=run.num_server_rounds * run.local_epochs,
         steps=run.num_server_rounds * run.local_steps,

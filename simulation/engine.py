@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from server.config import RunConfig
 from shared_models.atomic import atomic_write_text
+from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

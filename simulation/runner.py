@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from client.errors import ConfigError
-from server.config import RunConfig
 from shared_models.atomic import atomic_write_text
+from shared_models.errors import ConfigError
+from shared_models.run_config import RunConfig
 from simulation import baselines
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, user_errors
-from client.errors import LedgerError
+from shared_models.cli import OutputFormat, emit, user_errors
+from shared_models.errors import LedgerError
 
 _LEDGER = typer.Option(
     ..., "--ledger", help="The hospital's privacy ledger (JSON Lines)."

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
 
 _MODEL = typer.Option(..., "--model", help="Model directory (card.json + weights).")
 _DATA = typer.Option(..., "--data", help="Hospital folder or data file/directory.")

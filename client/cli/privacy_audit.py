@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
 
 BROKEN_EXIT = 1
 
@@ -85,9 +85,9 @@ def command(
     and writes no model: keep the result at the hospital."""
     setup_logging()
     with user_errors():
-        from client.errors import DataError
         from client.privacy import refuse_test_randomness
         from client.privacy.audit import run_audit
+        from shared_models.errors import DataError
 
         refuse_test_randomness("fedcare privacy-audit")
         if not data.exists():

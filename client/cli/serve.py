@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from client.cli.common import setup_logging, user_errors
+from shared_models.cli import setup_logging, user_errors
 
 _MODEL = typer.Option(
     ...,
@@ -53,7 +53,6 @@ def command(
     with user_errors():
         import uvicorn
 
-        from client.errors import ConfigError
         from client.serve import (
             ModelServer,
             ServeLimits,
@@ -62,6 +61,7 @@ def command(
             load_normalisation,
             read_token,
         )
+        from shared_models.errors import ConfigError
 
         if (tls_cert is None) != (tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")

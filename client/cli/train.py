@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
 
 _TASK = typer.Option(
     ...,
@@ -144,11 +144,11 @@ def _private_run(
     privacy_unit: str,
 ) -> Any:
     """The run's ledger (one per dataset) and plan inputs; nothing is written yet."""
-    from client.errors import DataError
     from client.privacy import PrivacyBudget, PrivacyLedger
     from client.privacy.fingerprint import dataset_fingerprint
     from client.privacy.location import default_ledger_path
     from client.training import PrivateRun
+    from shared_models.errors import DataError
 
     if not data.exists():
         raise DataError(f"--data {data}: no such file or directory")

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, user_errors
+from shared_models.cli import OutputFormat, emit, user_errors
 
 # client.data imports pandas and wfdb: named here, loaded only when a command runs.
 TASK_NAMES = "ecg-arrhythmia, ecg-anomaly, signal-anomaly, icu-deterioration, icu-los"

@@ -1,7 +1,7 @@
 """Hospital data: reading ECG, signal and vitals files, splits, normalisation.
 
 Loaders return plain numpy containers (:class:`BeatSet`, :class:`SignalSet`,
-:class:`VitalsSet`) and raise :class:`client.errors.DataError` on bad input.
+:class:`VitalsSet`) and raise :class:`shared_models.errors.DataError` on bad input.
 """
 
 from client.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI

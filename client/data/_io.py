@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from client.errors import DataError
+from shared_models.errors import DataError
 
 
 def read_table(path: Path, **kwargs: Any) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from client.data._io import read_table, require_columns
 from client.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
 from client.data.beats_wfdb import load_record_beats, record_paths
 from client.data.types import BeatSet
-from client.errors import DataError
+from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
 

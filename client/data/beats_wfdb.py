@@ -11,7 +11,7 @@ import numpy as np
 import wfdb
 
 from client.data.aami import NON_BEAT_SYMBOLS, SYMBOL_TO_AAMI
-from client.errors import DataError
+from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
 

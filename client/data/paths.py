@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from client.errors import DataError
+from shared_models.errors import DataError
 
 KINDS: dict[str, tuple[str, ...]] = {
     "ecg": ("*.hea", "*.csv"),

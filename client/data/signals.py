@@ -13,7 +13,7 @@ import pandas as pd
 
 from client.data._io import numeric_column, read_table
 from client.data.types import SignalSet
-from client.errors import DataError
+from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from client.data.types import Split
-from client.errors import DataError
+from shared_models.errors import DataError
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

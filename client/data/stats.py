@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from client.errors import DataError
+from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from client.data.paths import resolve_data_path
 from client.data.signals import load_signals
 from client.data.splits import split_groups
 from client.data.vitals import load_vitals
-from client.errors import DataError
+from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from client.data._io import numeric_column, read_table, require_columns
 from client.data.types import VitalsSet
-from client.errors import DataError
+from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
 

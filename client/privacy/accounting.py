@@ -17,7 +17,7 @@ import numpy as np
 from opacus.accountants import RDPAccountant, create_accountant
 from opacus.accountants.analysis import rdp as rdp_analysis
 
-from client.errors import BudgetExceededError, ConfigError
+from shared_models.errors import BudgetExceededError, ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from client.errors import ConfigError
 from client.pipeline import build_model
 from client.privacy.accounting import DEFAULT_ACCOUNTANT, calibrate_noise
 from client.privacy.audit_stats import audit_from_scores
@@ -64,6 +63,7 @@ from client.privacy.sampling import (
 from client.tasks import Arrays, get_task
 from client.training import TrainConfig, _optimizer, resolve_device, seed_everything
 from shared_models import get_spec
+from shared_models.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

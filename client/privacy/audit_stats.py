@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-from client.errors import ConfigError
+from shared_models.errors import ConfigError
 
 # Bisection interval for epsilon. With v = r correct guesses the bound is about
 # log(r / log(1/alpha)), so 50 is out of reach for any feasible number of guesses.

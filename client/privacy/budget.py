@@ -6,8 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from client.errors import ConfigError
 from client.privacy.accounting import DEFAULT_ACCOUNTANT, check_accountant
+from shared_models.errors import ConfigError
 
 # What one DP guarantee protects: all the data of one patient, or one example
 # (a beat, window or stay). One patient has many examples, so an example-level

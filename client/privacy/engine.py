@@ -28,11 +28,11 @@ from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processe
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from client.errors import PrivacyError
 from client.privacy.budget import SpendPlan
 from client.privacy.ledger import PrivacyLedger
 from client.privacy.randomness import SECURE, Randomness
 from client.privacy.sampling import UnitBatch
+from shared_models.errors import PrivacyError
 
 logger = logging.getLogger(__name__)
 

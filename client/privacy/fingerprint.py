@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from client.errors import DataError
+from shared_models.errors import DataError
 
 PREFIX = "sha256:"
 _DIR_TAG = b"fedcare-dataset-dir-v1\0"

@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from client.errors import BudgetExceededError, ConfigError, LedgerError, PrivacyError
 from client.privacy.accounting import calibrate_noise, compute_epsilon
 from client.privacy.budget import (
     DEFAULT_PRIVACY_UNIT,
@@ -41,11 +40,17 @@ from client.privacy.ledger_file import (
     append_record,
     create_ledger,
     history_of,
-    locked,
     open_reservations,
     read_records,
     run_steps,
 )
+from shared_models.errors import (
+    BudgetExceededError,
+    ConfigError,
+    LedgerError,
+    PrivacyError,
+)
+from shared_models.hash_chain import locked
 
 logger = logging.getLogger(__name__)
 

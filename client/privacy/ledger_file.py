@@ -1,6 +1,7 @@
 """The ledger's on-disk form: a hash-chained JSON Lines file, locked and atomic.
 
-Each line is one record, serialized as canonical JSON (sorted keys, no spaces).
+Each line is one record, serialized as canonical JSON (sorted keys, no spaces;
+the chain and the lock are ``shared_models.hash_chain``'s).
 ``hash`` is the sha256 of the canonical JSON of the record without ``hash``;
 ``prev`` is the previous record's ``hash`` ("" for the header). Editing,
 reordering, deleting or garbling any line breaks the chain at that line. Reading
@@ -10,17 +11,13 @@ also checks the links between records: every ``spend`` settles one earlier
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from client.errors import LedgerError
 from shared_models.atomic import atomic_write_bytes
+from shared_models.errors import LedgerError
+from shared_models.hash_chain import canonical_json, record_hash, seal
 
 FILE_MODE = 0o600
 SUPPORTED_VERSIONS = (1, 2)
@@ -72,27 +69,6 @@ _FIX = (
     "it from a backup, or start a new ledger file (its budget starts from zero, "
     "so only do this if no data was used under the old one)."
 )
-
-
-def canonical_json(record: dict[str, Any]) -> bytes:
-    """Canonical bytes of ``record``: sorted keys, no spaces, no NaN."""
-    return json.dumps(
-        record, sort_keys=True, separators=(",", ":"), allow_nan=False
-    ).encode("utf-8")
-
-
-def record_hash(record: dict[str, Any]) -> str:
-    """sha256 (hex) of the canonical JSON of ``record`` without its ``hash``."""
-    body = {key: value for key, value in record.items() if key != "hash"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def seal(record: dict[str, Any], prev: str) -> dict[str, Any]:
-    """Return ``record`` with ``prev`` and ``hash`` filled in."""
-    sealed = {key: value for key, value in record.items() if key != "hash"}
-    sealed["prev"] = prev
-    sealed["hash"] = record_hash(sealed)
-    return sealed
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -193,23 +169,6 @@ def _verify_links(path: Path, records: list[dict[str, Any]]) -> None:
                     f"{where}: reservation {rid!r} settled a second time. {_FIX}"
                 )
             settled.add(str(rid))
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (one writer per ledger at a time).
-
-    The lock lives in a sibling file because appends replace the ledger's inode.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def append_record(path: Path, prev: str, record: dict[str, Any]) -> dict[str, Any]:

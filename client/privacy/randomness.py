@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from client.errors import PrivacyError
+from shared_models.errors import PrivacyError
 
 TEST_SWITCH = "FEDCARE_TEST_ONLY_SEEDED_DP_NOISE"
 _TWO_PI = 2.0 * math.pi

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from client.errors import ConfigError
 from client.privacy.budget import check_privacy_unit
 from client.privacy.randomness import SECURE, Randomness
+from shared_models.errors import ConfigError
 
 UNIT_WORDS = {
     "patient": "adding or removing one patient's data (all their records)",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from client.errors import ConfigError
 from client.tasks.base import Arrays, Prepared, Task
 from client.tasks.ecg import EcgAnomaly, EcgArrhythmia, EcgArrhythmiaAami
 from client.tasks.icu import IcuDeterioration, IcuLengthOfStay
 from client.tasks.signals import SignalAnomaly
+from shared_models.errors import ConfigError
 
 TASKS: dict[str, Task] = {
     t.name: t

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from client.tasks.recipe import Recipe
 from shared_models.export import ModelCard
+from shared_models.recipe import Recipe
 
 
 @dataclass
@@ -54,12 +54,40 @@ class Task:
     model: str = ""
     kind: str = ""  # binary | multiclass | regression | reconstruction
     classes: list[str] | None = None
-    # How this task trains, alone and federated (``client.tasks.recipe``).
+    # How this task trains, alone and federated (``shared_models.recipe``).
     recipe: Recipe = Recipe()
 
     def recommended_config(self, dp: bool = True, **overrides: Any) -> Any:
-        """``TrainConfig`` of this task's recipe; ``None`` overrides are ignored."""
-        return self.recipe.train_config(dp, **overrides)
+        """``fedcare train``'s ``TrainConfig``: the whole recipe at one hospital.
+
+        ``None`` overrides are ignored. Without DP: Adam at ``plain_lr``,
+        batches of ``plain_batch`` examples.
+        """
+        from client.training import TrainConfig
+
+        recipe = self.recipe
+        base: dict[str, Any] = {
+            "epochs": recipe.epochs,
+            "steps": recipe.steps if dp else 0,
+            "max_grad_norm": recipe.max_grad_norm,
+            "optimizer": "adam",
+        }
+        if dp:
+            base.update(
+                batch_size=recipe.batch_size,
+                sample_rate=recipe.sample_rate,
+                lr=recipe.alone_lr or recipe.server_lr,
+            )
+        else:
+            base.update(
+                epochs=recipe.plain_epochs,
+                batch_size=recipe.plain_batch,
+                lr=recipe.plain_lr,
+            )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "epochs" in given and "steps" not in given:
+            base["steps"] = 0  # asked for epochs: train epochs, not the steps
+        return TrainConfig(**{**base, **given})
 
     def prepare(self, path: Path, seed: int = 0) -> Prepared:
         raise NotImplementedError

@@ -22,11 +22,11 @@ from client.data import (
     resolve_data_path,
     split_groups,
 )
-from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task, label_counts, split_arrays
-from client.tasks.recipe import ECG_BEATS, local_adam
+from shared_models.errors import DataError
 from shared_models.export import ModelCard
 from shared_models.metrics import calibrate_threshold
+from shared_models.recipe import ECG_ANOMALY, ECG_BEATS
 
 N, V = AAMI_CLASSES.index("N"), AAMI_CLASSES.index("V")
 # Class weights are PUBLIC constants, never counts of a hospital's training
@@ -68,9 +68,8 @@ def read_beats(path: Path, spec: dict[str, Any]) -> BeatSet:
 
 class _BeatTask(Task):
     data_kind = "ecg"
-    # The autoencoder keeps its earlier recipe (local Adam, 20 epochs of batches
-    # of 128 patients, up to 8 beats each), spread over 4 rounds in a federation.
-    recipe = local_adam(epochs=20, rounds=4, batch=128, lr=1e-2)
+    # The autoencoder's recipe (shared_models.recipe); the classifier overrides it.
+    recipe = ECG_ANOMALY
 
     def _labels(self, beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:
         """(kept mask, label per kept beat)."""
@@ -114,7 +113,7 @@ class EcgArrhythmia(_BeatTask):
     classes = ["N", "V"]
     label_names = ["N", "V"]
     # DP-FedAdam, half of the patients per step, a small LSTM (32 x 1): see
-    # client.tasks.recipe and docs/benchmarks.md for the measurements.
+    # shared_models.recipe and docs/benchmarks.md for the measurements.
     recipe = ECG_BEATS
 
     def _labels(self, beats: BeatSet) -> tuple[np.ndarray, np.ndarray]:

@@ -22,10 +22,10 @@ from client.data import (
     resolve_data_path,
     split_groups,
 )
-from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task, label_counts, split_arrays
-from client.tasks.recipe import local_adam
+from shared_models.errors import DataError
 from shared_models.export import ModelCard
+from shared_models.recipe import ICU_VITALS
 
 HOURS = 48
 
@@ -33,11 +33,8 @@ HOURS = 48
 class _VitalsTask(Task):
     data_kind = "vitals"
     label = ""
-    # ~50 training stays: a batch of 64 would be the whole split (sample rate 1,
-    # one step per epoch); small batches give DP-SGD amplification by sampling.
-    recipe = local_adam(
-        epochs=30, rounds=5, batch=8, lr=5e-3, plain_epochs=30, plain_batch=32
-    )
+    # Small batches of few stays (shared_models.recipe).
+    recipe = ICU_VITALS
 
     def _target(self, vitals: VitalsSet, source: Path) -> np.ndarray:
         if self.label not in vitals.labels:

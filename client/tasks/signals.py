@@ -25,11 +25,11 @@ from client.data import (
     split_contiguous,
     split_groups,
 )
-from client.errors import DataError
 from client.tasks.base import Arrays, Prepared, Task
-from client.tasks.recipe import local_adam
+from shared_models.errors import DataError
 from shared_models.export import ModelCard
 from shared_models.metrics import anomaly_metrics, calibrate_threshold
+from shared_models.recipe import SIGNAL_ANOMALY
 
 WINDOW, STRIDE = 64, 16
 TRAIN, VAL, TEST = 0, 1, 2
@@ -96,11 +96,8 @@ class SignalAnomaly(Task):
     model = "dense_autoencoder"
     kind = "reconstruction"
     percentile = 99.0
-    # ~1-2k windows per hospital and a small dense model: epochs are cheap.
-    # The batch counts monitored patients under patient-level DP (tens per site).
-    recipe = local_adam(
-        epochs=15, rounds=3, batch=8, lr=5e-3, plain_epochs=15, plain_batch=64
-    )
+    # Cheap epochs, batches of few monitored patients (shared_models.recipe).
+    recipe = SIGNAL_ANOMALY
 
     def _arrays(
         self,

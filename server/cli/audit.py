@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from client.cli.common import OutputFormat, emit, user_errors
-from client.errors import ConfigError
+from shared_models.cli import OutputFormat, emit, user_errors
+from shared_models.errors import ConfigError
 
 if TYPE_CHECKING:
     from server.audit import Verdict

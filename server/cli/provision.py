@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, user_errors
+from shared_models.cli import OutputFormat, emit, user_errors
 
 app = typer.Typer(
     help="Provision a consortium: CA, SuperLink certificate, SuperNode keys, bundles "

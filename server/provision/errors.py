@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client.errors import FedcareError
+from shared_models.errors import FedcareError
 
 
 class ProvisionError(FedcareError):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from client.cli.common import user_errors
-from client.errors import ConfigError
+from shared_models.cli import user_errors
+from shared_models.errors import ConfigError
 
 
 def _parse_kinds(text: str) -> tuple[str, ...]:

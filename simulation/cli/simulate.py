@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from client.cli.common import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
 
 TASK_HELP = (
     "ecg-arrhythmia (default), ecg-anomaly, signal-anomaly, icu-deterioration, icu-los"
@@ -126,7 +126,7 @@ def command(
         from dataclasses import replace
 
         from client.privacy import check_privacy_unit, refuse_test_randomness
-        from server.config import RunConfig
+        from shared_models.run_config import RunConfig
         from simulation.runner import SimulationOptions, simulate
 
         refuse_test_randomness("fedcare simulate")

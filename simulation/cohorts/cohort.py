@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from client.errors import ConfigError, DataError
+from shared_models.errors import ConfigError, DataError
 from simulation.cohorts.ecg import write_ecg
 from simulation.cohorts.profiles import (
     GENERATOR_VERSION,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from client.errors import ConfigError
+from shared_models.errors import ConfigError
 from simulation.cohorts.seeding import rng_for, stable_seed
 from simulation.cohorts.skew import apply_label_skew, check_label_skew
 

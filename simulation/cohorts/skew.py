@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from client.errors import ConfigError
+from shared_models.errors import ConfigError
 from simulation.cohorts.seeding import rng_for
 
 if TYPE_CHECKING:

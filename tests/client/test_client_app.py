@@ -18,9 +18,9 @@ from flwr.common import (
 from flwr.compat.common import recorddict_compat as compat
 
 from client.app import HospitalClient, app, pack_run_config, unpack_run_config
-from client.errors import PolicyError
 from client.policy import GENERIC_REFUSAL
-from server.config import RunConfig
+from shared_models.errors import PolicyError
+from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
 
 RUN = RunConfig(dp=False, secagg=False, batch_size=256, run_name="t")
@@ -80,7 +80,7 @@ def test_client_describes_fits_and_evaluates(node: dict) -> None:
 
 
 def test_client_without_identity_refuses() -> None:
-    from client.errors import ConfigError
+    from shared_models.errors import ConfigError
 
     with pytest.raises(ConfigError, match="node config lacks"):
         HospitalClient({"data-path": "/x"}).get_properties(_config())

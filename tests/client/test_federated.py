@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client.errors import ConfigError, PolicyError
 from client.federated import DECLINED_BUDGET, Hospital, NodeSettings
 from client.policy import GENERIC_REFUSAL, HospitalPolicy
 from client.privacy import PrivacyLedger
-from server.config import RunConfig
+from shared_models.errors import ConfigError, PolicyError
+from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
 
 RUN = RunConfig(num_server_rounds=2, batch_size=256, run_epsilon=2.0)

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from client import node_runtime
-from client.cli.main import app
-from client.errors import PolicyError
 from client.node_runtime import AppNotApprovedError, Guard, judge
 from shared_models.bundle import BundleError, build_bundle, read_approved
+from shared_models.errors import PolicyError
+from simulation.cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = b"PK\x03\x04 a stand-in for a bundle's zip bytes"

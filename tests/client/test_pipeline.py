@@ -116,8 +116,8 @@ def test_calibrate_moves_the_threshold_to_this_hospital(
 def test_calibrate_refuses_a_task_without_a_threshold(
     tiny_hospitals: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from client.errors import ConfigError
     from client.pipeline import calibrate_dir
+    from shared_models.errors import ConfigError
 
     train_local("icu-los", tiny_hospitals[0], FAST, None, tmp_path / "m")
     with pytest.raises(ConfigError, match="icu-los has no decision threshold"):

@@ -1,4 +1,4 @@
-"""client.tasks.recipe: one recipe for fedcare train, the federation and baselines."""
+"""shared_models.recipe: one recipe for fedcare train, the federation and baselines."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 
 from client.federated import Hospital, NodeSettings
 from client.tasks import TASKS, get_task
-from client.tasks.recipe import Recipe
-from server.config import RunConfig
+from shared_models import run_config
+from shared_models.errors import ConfigError
+from shared_models.recipe import RECIPES, Recipe, recipe_of
+from shared_models.run_config import RunConfig
 from simulation import baselines
 
 
@@ -34,6 +36,15 @@ def test_every_task_has_a_valid_recipe_and_its_model_size() -> None:
     }
     with pytest.raises(ValueError, match="sample_rate"):
         Recipe(sample_rate=0)
+
+
+def test_the_tasks_carry_the_shared_recipes_the_server_resolves_from() -> None:
+    assert set(TASKS) == set(RECIPES)
+    for name, task in TASKS.items():
+        assert task.recipe is recipe_of(name), name
+    assert set(run_config.TASKS) <= set(RECIPES)
+    with pytest.raises(ConfigError, match="known tasks: ecg-arrhythmia"):
+        recipe_of("ecg")
 
 
 def test_a_hospital_trains_each_round_with_the_recipe(

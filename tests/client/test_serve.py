@@ -16,7 +16,6 @@ import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from client.cli.main import app as cli
 from client.data import apply_vitals_stats
 from client.pipeline import train_local
 from client.serve import ModelServer, create_app
@@ -24,6 +23,7 @@ from client.serve_schema import MAX_ITEMS
 from client.tasks.ecg import normalise_beats
 from client.training import TrainConfig, predict
 from shared_models.export import load_model_dir, read_card
+from simulation.cli.main import app as cli
 
 FAST = TrainConfig(epochs=1, batch_size=256, lr=5e-3, seed=0, device="cpu")
 RNG = np.random.default_rng(0)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from client.data import fit_signal_stats, load_signals
-from client.errors import ConfigError, DataError
 from client.tasks import TASKS, get_task
 from client.tasks.signals import WINDOW, row_parts
 from shared_models import create_model
+from shared_models.errors import ConfigError, DataError
 from shared_models.export import ModelCard
 
 SHAPES = {  # task: (seq_len, n_features or None, label values)

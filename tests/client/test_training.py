@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from client.errors import BudgetExceededError, ConfigError
 from client.privacy import PrivacyBudget, PrivacyLedger
 from client.training import PrivateRun, TrainConfig, evaluate, predict, train
 from shared_models import create_model, model_names
+from shared_models.errors import BudgetExceededError, ConfigError
 
 N, T = 48, 10
 model_names()  # registers the models now: registration draws random weights
@@ -80,9 +80,9 @@ def test_the_same_seed_never_reproduces_the_dp_noise(tmp_path: Path) -> None:
 def test_seeded_noise_exists_only_behind_the_test_switch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from client.errors import PrivacyError
     from client.privacy import SeededRandomness
     from client.privacy.randomness import TEST_SWITCH
+    from shared_models.errors import PrivacyError
 
     monkeypatch.delenv(TEST_SWITCH, raising=False)
     with pytest.raises(PrivacyError, match="tests only"):

@@ -10,14 +10,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from client.cli.main import app
 from server import audit
-from server.config import RunConfig
 from server.history import RunHistory
 from server.run_state import FederatedRun
 from shared_models import create_model
 from shared_models.export import arrays_hash, get_weights
 from shared_models.registry import get_spec
+from shared_models.run_config import RunConfig
+from simulation.cli.main import app
 
 CARD = {
     "model": "dense_autoencoder",

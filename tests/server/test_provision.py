@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
-from client.cli.main import app
 from server.provision import ConfirmationRequired, init
 from server.provision.crypto import fingerprint, load_private_key
+from simulation.cli.main import app
 
 CONSORTIUM = """\
 name = "demo-consortium"

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from client.errors import ConfigError, DataError
+from shared_models.errors import ConfigError, DataError
 from simulation.cli.cohort import command
 from simulation.cohorts import cohort as cohort_module
 from simulation.cohorts import hospital_profile, stable_seed, write_hospital

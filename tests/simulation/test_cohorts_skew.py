@@ -11,7 +11,7 @@ import typer
 import wfdb
 from typer.testing import CliRunner
 
-from client.errors import ConfigError
+from shared_models.errors import ConfigError
 from simulation.cli.cohort import command
 from simulation.cohorts import hospital_profile, write_cohort
 from simulation.cohorts.skew import DETERIORATION_RANGE, label_shares

@@ -31,8 +31,8 @@ from flwr.serverapp import Grid, ServerApp
 import server.app
 from client.federated import DECLINED_BUDGET
 from client.privacy import PrivacyLedger
-from server.config import RunConfig
 from shared_models.export import get_weights, load_model_dir
+from shared_models.run_config import RunConfig
 from simulation.cohorts import write_cohort
 from simulation.engine import run_simulated
 

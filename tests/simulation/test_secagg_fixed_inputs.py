@@ -22,8 +22,8 @@ from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.strategy import FedAvg
 from flwr.serverapp import Grid
 
-from server.config import RunConfig
 from server.workflow import build_workflow
+from shared_models.run_config import RunConfig
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from client.cli.main import app
+from simulation.cli.main import app
 
 runner = CliRunner()
 TASK = "icu-deterioration"  # the smallest data set: a few private steps
@@ -47,7 +47,7 @@ def test_help_lists_the_commands_and_options() -> None:
 
 def test_help_does_not_import_torch_opacus_or_pandas() -> None:
     code = (
-        "import sys, client.cli.main; "
+        "import sys, simulation.cli.main; "
         "print(sorted(m for m in ('torch', 'opacus', 'pandas', 'wfdb') "
         "if m in sys.modules))"
     )

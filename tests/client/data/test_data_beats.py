@@ -7,7 +7,7 @@ import pytest
 from fedcare_data_builders import BEAT_SYMBOLS, beat_shape
 
 from client.data import AAMI_CLASSES, SYMBOL_TO_AAMI, load_beats
-from client.errors import DataError
+from shared_models.errors import DataError
 
 
 def test_same_beat_at_250_360_500_hz_gives_nearly_the_same_input(ecg_dir):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from client.data import load_signals
-from client.errors import DataError
+from shared_models.errors import DataError
 
 UCR_NAME = "001_UCR_Anomaly_Test1_6_8_9.txt"
 

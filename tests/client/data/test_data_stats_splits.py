@@ -18,7 +18,7 @@ from client.data import (
     split_contiguous,
     split_groups,
 )
-from client.errors import DataError
+from shared_models.errors import DataError
 
 
 def test_vitals_stats_impute_clip_and_normalise():

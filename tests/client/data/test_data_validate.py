@@ -8,7 +8,7 @@ import pytest
 from fedcare_data_builders import vitals_frame
 
 from client.data import resolve_data_path, validate
-from client.errors import DataError
+from shared_models.errors import DataError
 
 
 def test_resolve_data_path_finds_conventional_folders(ecg_dir, vitals_csv, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from fedcare_data_builders import vitals_frame
 
 from client.data import load_vitals
-from client.errors import DataError
+from shared_models.errors import DataError
 
 
 def test_csv_hourly_bins_mean_and_forward_fill(vitals_csv):

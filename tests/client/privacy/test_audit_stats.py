@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pytest
 
-from client.errors import ConfigError
 from client.privacy.audit_stats import (
     audit_from_scores,
     epsilon_lower_bound,
@@ -21,6 +20,7 @@ from client.privacy.audit_stats import (
     log_p_value,
     symmetric_k_choices,
 )
+from shared_models.errors import ConfigError
 
 CONFIDENCE = 0.95
 

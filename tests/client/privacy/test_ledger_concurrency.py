@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from client.errors import BudgetExceededError
 from client.privacy import PrivacyBudget, PrivacyLedger
+from shared_models.errors import BudgetExceededError
 
 # Each test spawns fresh interpreters that import torch and opacus (seconds each).
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ from dp_accounting import pld, rdp
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis import rdp as opacus_rdp
 
-from client.errors import BudgetExceededError, ConfigError
 from client.privacy import ACCOUNTANTS, calibrate_noise, compute_epsilon
+from shared_models.errors import BudgetExceededError, ConfigError
 
 DELTA = 1e-5
 # Three runs with different (sigma, q, steps): the history composed as a whole.

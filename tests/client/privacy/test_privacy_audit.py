@@ -26,7 +26,6 @@ import typer
 from typer.testing import CliRunner
 
 from client.cli import privacy_audit
-from client.errors import ConfigError
 from client.privacy import SECURE, SpendPlan, compute_epsilon, make_private
 from client.privacy.audit import (
     GradientCanaries,
@@ -36,6 +35,7 @@ from client.privacy.audit import (
 )
 from client.privacy.randomness import TEST_SWITCH
 from client.privacy.sampling import UnitBatch
+from shared_models.errors import ConfigError
 from simulation.cohorts import write_hospital
 
 TASK = "ecg-arrhythmia"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from client.errors import BudgetExceededError, PrivacyError
 from client.privacy import (
     SECURE,
     PoissonUnitSampler,
@@ -25,6 +24,7 @@ from client.privacy import (
 )
 from client.privacy.randomness import TEST_SWITCH
 from client.privacy.sampling import UnitBatch
+from shared_models.errors import BudgetExceededError, PrivacyError
 
 C = 1.0
 

@@ -13,16 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from client.errors import (
+from client.privacy import PrivacyBudget, PrivacyLedger, SpendPlan, compute_epsilon
+from client.privacy.fingerprint import dataset_fingerprint
+from client.privacy.ledger_file import create_ledger
+from shared_models.errors import (
     BudgetExceededError,
     ConfigError,
     DataError,
     LedgerError,
     PrivacyError,
 )
-from client.privacy import PrivacyBudget, PrivacyLedger, SpendPlan, compute_epsilon
-from client.privacy.fingerprint import dataset_fingerprint
-from client.privacy.ledger_file import canonical_json, create_ledger, seal
+from shared_models.hash_chain import canonical_json, seal
 
 BUDGET = PrivacyBudget(epsilon=3.0, delta=1e-5)
 Q = 0.01

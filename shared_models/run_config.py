@@ -7,9 +7,14 @@ keys; they get a :class:`RunConfig`.
 
 The training keys (rounds, strategy, local epochs, batch, learning rates,
 clipping norm, local optimizer, sample rate) default to 0 or "", which means
-"the task's recipe" (``client.tasks.recipe``): :meth:`RunConfig.resolved`
+"the task's recipe" (``shared_models.recipe``): :meth:`RunConfig.resolved`
 fills them, so ``fedcare train``, the federation and the baselines train the
 same way unless a key is set.
+
+It lives in ``shared_models`` because both sides parse it: the ServerApp
+(``server``) and every hospital's ClientApp (``client``) receive the same keys,
+and the aggregator sends the resolved keys with each instruction
+(``shared_models.wire.pack_run_config``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from client.errors import ConfigError
+from shared_models.errors import ConfigError
+from shared_models.recipe import recipe_of
 
 TASKS = (
     "ecg-arrhythmia",
@@ -206,9 +212,7 @@ class RunConfig:
         stays 0 when a ``sample-rate`` of each hospital's patients is asked
         for (or is the recipe's).
         """
-        from client.tasks import get_task
-
-        recipe = get_task(self.task).recipe
+        recipe = recipe_of(self.task)
         strategy = self.strategy or recipe.strategy
         same = strategy == recipe.strategy
         optimizer = self.local_optimizer or (

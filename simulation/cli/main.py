@@ -1,4 +1,10 @@
-"""The ``fedcare`` console command: one Typer app, one module per sub-command."""
+"""The ``fedcare`` console command: one Typer app, one module per sub-command.
+
+The composition root of the CLI: it lives in the top layer (``simulation``)
+because it is the one place that may import the hospital's (``client.cli``),
+the operator's (``server.cli``) and the simulation's commands together;
+``client`` and ``server`` never import each other.
+"""
 
 from __future__ import annotations
 

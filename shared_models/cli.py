@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI commands: error handling and output formats."""
+"""Helpers shared by every package's CLI commands: error handling, logging and
+output formats (exit status 2 on a user error)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import typer
 
-from client.errors import FedcareError
+from shared_models.errors import FedcareError
 
 USER_ERROR_EXIT = 2
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from client.errors import ConfigError
-from server.config import RunConfig
+from shared_models.errors import ConfigError
+from shared_models.recipe import recipe_of
+from shared_models.run_config import RunConfig
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -22,10 +23,8 @@ def test_pyproject_mirrors_the_defaults() -> None:
 
 
 def test_unset_training_keys_come_from_the_tasks_recipe() -> None:
-    from client.tasks import get_task
-
     for task in ("ecg-arrhythmia", "icu-los"):
-        recipe = get_task(task).recipe
+        recipe = recipe_of(task)
         run = RunConfig(task=task).resolved()
 
         assert (run.num_server_rounds, run.strategy, run.local_epochs) == (
@@ -42,7 +41,7 @@ def test_unset_training_keys_come_from_the_tasks_recipe() -> None:
     # Another strategy than the recipe's keeps its own optimiser, never the
     # other strategy's learning rates.
     fedavg = RunConfig(strategy="fedavg").resolved()
-    ecg = get_task("ecg-arrhythmia").recipe
+    ecg = recipe_of("ecg-arrhythmia")
     assert (fedavg.local_optimizer, fedavg.learning_rate) == ("adam", ecg.server_lr)
     icu = RunConfig(task="icu-los", strategy="fedadam").resolved()
     assert (icu.local_optimizer, icu.learning_rate) == ("sgd", 1.0)

@@ -1,5 +1,9 @@
 """How a task trains under DP-SGD: one recipe for ``fedcare train``, the
-federation and the baselines.
+federation and the baselines, by task name (:data:`RECIPES`).
+
+Both sides read it: the hospital trains by it (``client.tasks``), the
+aggregator resolves the run configuration's unset keys from it
+(``shared_models.run_config``).
 
 A recipe is one private optimisation, run in either of two places:
 
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from shared_models.errors import ConfigError
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
 
@@ -79,35 +85,6 @@ class Recipe:
         """DP steps of a whole run at one hospital (0: ``epochs`` epochs)."""
         return self.rounds * self.local_steps
 
-    def train_config(self, dp: bool = True, **overrides: Any) -> Any:
-        """``fedcare train``'s ``TrainConfig``: the whole recipe at one hospital.
-
-        ``None`` overrides are ignored. Without DP: Adam at ``plain_lr``,
-        batches of ``plain_batch`` examples.
-        """
-        from client.training import TrainConfig
-
-        base: dict[str, Any] = {
-            "epochs": self.epochs,
-            "steps": self.steps if dp else 0,
-            "max_grad_norm": self.max_grad_norm,
-            "optimizer": "adam",
-        }
-        if dp:
-            base.update(
-                batch_size=self.batch_size,
-                sample_rate=self.sample_rate,
-                lr=self.alone_lr or self.server_lr,
-            )
-        else:
-            base.update(
-                epochs=self.plain_epochs, batch_size=self.plain_batch, lr=self.plain_lr
-            )
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if "epochs" in given and "steps" not in given:
-            base["steps"] = 0  # asked for epochs: train epochs, not the steps
-        return TrainConfig(**{**base, **given})
-
 
 # The measured best recipe for the beat classifier (docs/benchmarks.md).
 ECG_BEATS = Recipe(model={"hidden_size": 32, "num_layers": 1})
@@ -136,3 +113,38 @@ def local_adam(
         strategy="fedavg",
         max_grad_norm=1.0,
     )
+
+
+# The beat autoencoder keeps its earlier recipe (local Adam, 20 epochs of batches
+# of 128 patients, up to 8 beats each), spread over 4 rounds in a federation.
+ECG_ANOMALY = local_adam(epochs=20, rounds=4, batch=128, lr=1e-2)
+# ~50 training stays: a batch of 64 would be the whole split (sample rate 1,
+# one step per epoch); small batches give DP-SGD amplification by sampling.
+ICU_VITALS = local_adam(
+    epochs=30, rounds=5, batch=8, lr=5e-3, plain_epochs=30, plain_batch=32
+)
+# ~1-2k windows per hospital and a small dense model: epochs are cheap.
+# The batch counts monitored patients under patient-level DP (tens per site).
+SIGNAL_ANOMALY = local_adam(
+    epochs=15, rounds=3, batch=8, lr=5e-3, plain_epochs=15, plain_batch=64
+)
+
+# Each task's recipe; ``client.tasks``' tasks carry the same objects.
+RECIPES: dict[str, Recipe] = {
+    "ecg-arrhythmia": ECG_BEATS,
+    "ecg-arrhythmia-aami5": ECG_BEATS,
+    "ecg-anomaly": ECG_ANOMALY,
+    "signal-anomaly": SIGNAL_ANOMALY,
+    "icu-deterioration": ICU_VITALS,
+    "icu-los": ICU_VITALS,
+}
+
+
+def recipe_of(task: str) -> Recipe:
+    """The recipe of ``task``; an unknown task name raises a :class:`ConfigError`."""
+    try:
+        return RECIPES[task]
+    except KeyError:
+        raise ConfigError(
+            f"unknown task {task!r}; known tasks: {', '.join(RECIPES)}"
+        ) from None
