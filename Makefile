@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/fedcare simulate --out runs/demo --overwrite
 
 test: $(STAMP)
+	sh deploy/system-deps.sh
 	$(BIN)/python -m pytest -q --durations=25
 
 # The utility benchmark (docs/benchmarks.md): JSON in benchmarks/results/.

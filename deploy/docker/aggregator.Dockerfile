@@ -19,6 +19,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FLWR_HOME=/var/lib/fedcare/flwr \
     MPLCONFIGDIR=/tmp/matplotlib
 
+# nginx: the proxy in front of the SuperLink (the operator bundle's
+# start-proxy.sh), which splits the Fleet API (hospitals) from the Control API
+# (the operator) by path.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx-light \
+    && rm -rf /var/lib/apt/lists/*
+
 # CPU wheel of torch first, so resolving fedcare's torch range pulls no CUDA build.
 RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu
 
@@ -41,9 +48,11 @@ RUN chmod 0755 /usr/local/bin/fedcare-healthcheck /usr/local/bin/fedcare-registe
 USER 10001:10001
 WORKDIR /var/lib/fedcare
 VOLUME ["/var/lib/fedcare"]
-# Fleet, Control and Runtime APIs share one port; 9099 is the plaintext gRPC
+# The SuperLink's one port (Fleet, Control and Runtime APIs) is 9091 on
+# 127.0.0.1; the proxy listens on 9092 (Fleet only, for hospitals) and 9093
+# (Control only, for the operator's network); 9099 is the plaintext gRPC
 # health service (liveness only, keep it inside the cluster).
-EXPOSE 9092 9099
+EXPOSE 9092 9093 9099
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["fedcare-healthcheck", "127.0.0.1:9099"]
 
@@ -53,7 +62,7 @@ CMD ["flower-superlink", \
      "--ssl-keyfile", "/bundle/superlink.key", \
      "--enable-supernode-auth", \
      "--disable-runtime-dependency-installation", \
-     "--host", "0.0.0.0", \
-     "--port", "9092", \
+     "--host", "127.0.0.1", \
+     "--port", "9091", \
      "--database", "/var/lib/fedcare/state/superlink.db", \
      "--health-server-address", "127.0.0.1:9099"]

@@ -160,8 +160,10 @@ def status_command(out: Path = _OUT, format: OutputFormat = _FORMAT) -> None:
                 if h["operator_holds_private_key"]:
                     files += "  (WARNING: the operator holds its private key)"
                 key = h["public_key_fingerprint"] or "awaiting key"
+                nodes = ",".join(h["node_ids"]) or "not registered yet"
                 typer.echo(
-                    f"  {h['id']:<20} {h['status']:<8} {key}  {h['name']}{files}"
+                    f"  {h['id']:<20} {h['status']:<8} {key}  {h['name']}"
+                    f"  node {nodes}{files}"
                 )
 
         emit(info, format, text)

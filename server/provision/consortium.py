@@ -6,7 +6,9 @@ Consortium file::
     name = "demo-consortium"
     [aggregator]
     hosts = ["127.0.0.1", "localhost"]   # SANs of the SuperLink certificate
-    port = 9092
+    port = 9092            # hospitals: the proxy's Fleet-only listener
+    control_port = 9093    # the operator's flwr: the proxy's Control-only listener
+    internal_port = 9091   # the SuperLink itself, on 127.0.0.1 behind the proxy
     [[hospitals]]
     id = "hospital_01"
     name = "St Mary"
@@ -45,14 +47,32 @@ ACTIVE, REVOKED = "active", "revoked"
 
 @dataclass(frozen=True)
 class Aggregator:
+    """Where the aggregator listens.
+
+    Hospitals dial ``port`` (the proxy's Fleet-only listener); the operator's
+    ``flwr`` dials ``control_port`` (the proxy's Control-only listener, on the
+    operator's network); the SuperLink itself listens on 127.0.0.1:
+    ``internal_port``, behind the proxy.
+    """
+
     hosts: list[str]
     port: int = 9092
+    control_port: int = 9093
+    internal_port: int = 9091
+
+    def _at(self, port: int) -> str:
+        host = self.hosts[0]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def address(self) -> str:
-        """``host:port`` of the SuperLink, as SuperNodes and ``flwr`` dial it."""
-        host = self.hosts[0]
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        """``host:port`` hospitals' SuperNodes dial (Fleet API only)."""
+        return self._at(self.port)
+
+    @property
+    def control_address(self) -> str:
+        """``host:port`` the operator's ``flwr`` dials (Control API only)."""
+        return self._at(self.control_port)
 
 
 @dataclass
@@ -151,7 +171,9 @@ def _aggregator(raw: Any, path: Path) -> Aggregator:
         raise ConsortiumFileError(
             f"{path}: missing [aggregator] table with hosts and port"
         )
-    _no_unknown(raw, {"hosts", "port"}, f"{path} [aggregator]")
+    _no_unknown(
+        raw, {"hosts", "port", "control_port", "internal_port"}, f"{path} [aggregator]"
+    )
     hosts = raw.get("hosts")
     if (
         not isinstance(hosts, list)
@@ -174,10 +196,28 @@ def _aggregator(raw: Any, path: Path) -> Aggregator:
                 ) from None
     if len(set(hosts)) != len(hosts):
         raise ConsortiumFileError(f"{path}: [aggregator] hosts has duplicates: {hosts}")
-    port = raw.get("port", 9092)
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise ConsortiumFileError(f"{path}: [aggregator] port = {port!r}; use 1-65535")
-    return Aggregator(list(hosts), port)
+    ports = {}
+    for key, default in (
+        ("port", 9092),
+        ("control_port", 9093),
+        ("internal_port", 9091),
+    ):
+        value = raw.get(key, default)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 1 <= value <= 65535
+        ):
+            raise ConsortiumFileError(
+                f"{path}: [aggregator] {key} = {value!r}; use 1-65535"
+            )
+        ports[key] = value
+    if len(set(ports.values())) != len(ports):
+        raise ConsortiumFileError(
+            f"{path}: [aggregator] port, control_port and internal_port must differ "
+            f"(hospitals, the operator and the SuperLink behind the proxy): {ports}"
+        )
+    return Aggregator(list(hosts), **ports)
 
 
 def _hospitals(raw: Any, path: Path) -> list[Hospital]:

@@ -212,6 +212,10 @@ def _operator(lay: Layout, c: Consortium, report: Report) -> None:
         0o755,
     )
     _write(
+        lay.operator / "start-proxy.sh", bundle.start_proxy(c).encode(), report, 0o755
+    )
+    _write(lay.operator / "nginx.conf.in", bundle.proxy_config(c).encode(), report)
+    _write(
         lay.operator / "register-hospitals.sh",
         bundle.register_hospitals(c).encode(),
         report,
@@ -311,8 +315,14 @@ def revoke(out: Path, hospital_id: str) -> Report:
     else:
         report.add("already revoked", hospital_id)
     _operator(lay, state, report)
-    report.commands.extend(bundle.unregister_commands(state, hospital_id))
+    ids = _node_ids(lay).get(hospital_id)
+    report.commands.extend(bundle.unregister_commands(state, hospital_id, ids))
     return report
+
+
+def _node_ids(lay: Layout) -> dict[str, list[str]]:
+    path = lay.operator / bundle.NODE_IDS
+    return bundle.read_node_ids(path.read_text()) if path.is_file() else {}
 
 
 def status(out: Path) -> dict[str, Any]:
@@ -321,7 +331,12 @@ def status(out: Path) -> dict[str, Any]:
     state = Consortium.load(lay.out)
     info = state.to_json()
     info["directory"] = str(lay.out)
-    info["connection"] = {"name": state.name, "address": state.aggregator.address}
+    info["connection"] = {
+        "name": state.name,
+        "address": state.aggregator.address,
+        "control_address": state.aggregator.control_address,
+    }
+    node_ids = _node_ids(lay)
     for label, path in (("ca", lay.ca_crt), ("superlink", lay.server_crt)):
         cert = crypto.load_cert(path) if path.is_file() else None
         info[label] = (
@@ -338,6 +353,7 @@ def status(out: Path) -> dict[str, Any]:
         folder = lay.hospital(h["id"])
         h["bundle"] = str(folder)
         h["key"] = "registered" if h["public_key_fingerprint"] else "awaiting"
+        h["node_ids"] = node_ids.get(h["id"], [])  # from register-hospitals.sh
         h["operator_holds_private_key"] = (folder / "node.key").exists()
         h["files_present"] = all(
             (folder / f).is_file()

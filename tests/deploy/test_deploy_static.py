@@ -15,6 +15,7 @@ import functools
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -253,13 +254,83 @@ def test_insecure_only_in_the_named_overlay() -> None:
         assert "--insecure" in used, name
         assert not used & {"--enable-supernode-auth", "--auth-supernode-private-key"}
     for name, svc in overlay.items():
-        if svc["command"][0] == "flower-supernode":
+        if svc.get("command", [""])[0] == "flower-supernode":
             assert "--max-retries" in svc["command"], f"{name} would retry forever"
     # the only plaintext elsewhere: the hospital runner's loopback Runtime API
     runner = re.compile(r"--runtime-api-address\W+127\.0\.0\.1:\S+\W+--insecure")
     for path in [COMPOSE, *DOCKERFILES, *SCRIPTS, *K8S.glob("*.yaml")]:
         text = runner.sub("", path.read_text())
         assert "--insecure" not in text, path
+
+
+def test_the_superlink_is_reachable_only_through_the_proxy() -> None:
+    """Every SuperLink binds loopback (except the plaintext local overlay); the
+    proxy shares its network namespace and serves Fleet and Control apart."""
+    for name, command in all_commands().items():
+        if command[0] != "flower-superlink" or name.startswith(INSECURE.name):
+            continue
+        if "--host" in command:
+            assert value_of(command, "--host") == "127.0.0.1", name
+    services = compose_services(COMPOSE)
+    proxy = services["proxy"]
+    assert proxy["network_mode"] == "service:aggregator"
+    assert proxy["environment"]["FEDCARE_CONTROL_HOST"] == "127.0.0.1"
+    assert services["aggregator"]["ports"] == ["9092:9092"]  # Fleet only, via proxy
+    for name in ("register", "operator"):  # the Control API's only callers
+        assert services[name]["network_mode"] == "service:aggregator", name
+    k8s = {d["metadata"]["name"]: d for d in load_yaml(K8S / "service.yaml")}
+    assert [p["port"] for p in k8s["fedcare-aggregator"]["spec"]["ports"]] == [9092]
+    assert k8s["fedcare-aggregator-control"]["spec"]["type"] == "ClusterIP"
+    (policy,) = load_yaml(K8S / "networkpolicy.yaml")
+    rules = {r["ports"][0]["port"]: r for r in policy["spec"]["ingress"]}
+    assert "from" not in rules[9092] and rules[9093]["from"], rules
+
+
+def test_generated_proxy_config(tmp_path: Path) -> None:
+    """The provisioned nginx.conf.in routes /v1/fleet/ on the hospitals' port and
+    /v1/control/ on the operator's, refuses the rest, and nginx accepts it."""
+    consortium = load_consortium_file(DEPLOY / "compose" / "consortium.toml")
+    text = bundle.proxy_config(consortium)
+    servers = re.findall(r"listen @(\w+)_HOST@:(\d+) ssl;\n(.*?)\n  }", text, re.S)
+    routes = {
+        (who, int(port)): re.findall(r"location (\S+) \{\n\s+(\w+)", body)
+        for who, port, body in servers
+    }
+    agg = consortium.aggregator
+    assert routes == {
+        ("FLEET", agg.port): [("/v1/fleet/", "proxy_pass"), ("/", "return")],
+        ("CONTROL", agg.control_port): [
+            ("/v1/control/", "proxy_pass"),
+            ("/", "return"),
+        ],
+    }
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed (deploy/system-deps.sh installs it)")
+    from server.provision import crypto
+
+    key = crypto.new_key()
+    cert = crypto.issue_ca(key, "t")
+    here = tmp_path / "operator"
+    here.mkdir()
+    crypto.write_private_key(here / "superlink.key", key)
+    for name in ("superlink.crt", "ca.crt"):
+        (here / name).write_bytes(crypto.pem(cert))
+    filled = (
+        text.replace("@HERE@", str(here))
+        .replace("@STATE@", str(tmp_path))
+        .replace("@FLEET_HOST@", "127.0.0.1")
+        .replace("@CONTROL_HOST@", "127.0.0.1")
+        .replace("@SUPERLINK@", "127.0.0.1:9")
+    )
+    (tmp_path / "nginx.conf").write_text(filled)
+    done = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_hospitals_run_only_approved_bundles() -> None:

@@ -8,8 +8,12 @@ three public keys, and each hospital's ``start-supernode.sh`` starts a real
 ``flower-supernode`` with its key, the CA and its node config (own data and
 ledger). Then, in order:
 
+- the SuperLink listens on loopback behind the operator's nginx proxy
+  (``start-proxy.sh``): hospitals dial its Fleet-only port, the operator's
+  ``flwr`` its Control-only port;
 - refusals: an unregistered key, a node trusting another CA, and a plaintext
-  (``--insecure``) node are all refused by the TLS SuperLink;
+  (``--insecure``) node are all refused; ``flwr run`` and ``flwr supernode
+  list`` through the hospitals' port get HTTP 403 from the proxy;
 - ``flwr run`` of this repository, 2 rounds, DP + SecAgg+ (the defaults):
   every hospital trains in both rounds and each ledger is charged twice;
 - only approved bundles run: each hospital approves this repository's bundle
@@ -54,6 +58,9 @@ NAME = "loopback"
 HOSPITALS = ("h1", "h2", "h3")
 REFUSAL_TIMEOUT = 90.0  # refused nodes exit after ~4 s idle; the machine may be busy
 RUN_TIMEOUT = 900.0
+APP_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "runs", "__pycache__", "*.egg-info", ".pytest_cache"
+)
 
 
 def free_port() -> int:
@@ -127,6 +134,7 @@ class Consortium:
     env: dict[str, str]
     data: dict[str, Path]
     ledgers: dict[str, Path]
+    app: Path  # the approved release: a snapshot of this repository
     procs: list[Proc] = field(default_factory=list)
     node_ids: dict[str, int] = field(default_factory=dict)
     nodes: dict[str, Proc] = field(default_factory=dict)
@@ -172,7 +180,8 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
         assert made.returncode == 0, made.stderr
     (root / "consortium.toml").write_text(
         f'name = "{NAME}"\n[aggregator]\nhosts = ["127.0.0.1", "localhost"]\n'
-        f"port = {port}\n"
+        f"port = {port}\ncontrol_port = {free_port()}\n"
+        f"internal_port = {free_port()}\n"
         + "".join(
             f'[[hospitals]]\nid = "{h}"\npublic_key = "at-{h}/node.pub"\n'
             for h in HOSPITALS
@@ -203,9 +212,12 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
     )
     data = dict(zip(HOSPITALS, folders, strict=True))
     ledgers = {h: root / "ledgers" / f"{h}.jsonl" for h in HOSPITALS}
-    # each hospital approves the release it reviewed: this repository's bundle
+    # the release: a snapshot of this repository (so edits made while the test
+    # runs do not change the bundle), which each hospital reviews and approves
+    app = root / "app"
+    shutil.copytree(REPO, app, ignore=APP_IGNORE)
     approved = subprocess.run(
-        [str(BIN / "fedcare"), "provision", "app-hash", str(REPO)],
+        [str(BIN / "fedcare"), "provision", "app-hash", str(app)],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert approved.returncode == 0, approved.stderr
@@ -219,7 +231,7 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
             # (the default minimum of 3 would refuse that round, as it should)
             "min-secagg-hospitals=2\n"
         )
-    c = Consortium(root, out, env, data, ledgers, address=f"127.0.0.1:{port}")
+    c = Consortium(root, out, env, data, ledgers, app, address=f"127.0.0.1:{port}")
     yield c
     for proc in reversed(c.procs):
         proc.kill()
@@ -234,10 +246,22 @@ def superlink(consortium: Consortium) -> Consortium:
         FEDCARE_SUPERLINK_HOST="127.0.0.1",
         FEDCARE_SUPERLINK_DB=str(c.root / "superlink.db"),
     )
+    assert shutil.which("nginx") or Path("/usr/sbin/nginx").exists(), (
+        "the proxy needs nginx: apt-get install nginx-light (deploy/system-deps.sh)"
+    )
+    proxy = c.start(
+        ["sh", str(c.out / "operator" / "start-proxy.sh")],
+        "proxy.log",
+        PATH=f"{c.env['PATH']}{os.pathsep}/usr/sbin",
+        FEDCARE_PROXY_STATE=str(c.root / "proxy-state"),
+    )
     deadline = time.monotonic() + 90
-    while "Uvicorn running" not in c.superlink.text():
+    while "Uvicorn running" not in c.superlink.text() or (
+        "start worker process" not in proxy.text()
+    ):
         assert c.superlink.popen.poll() is None, c.superlink.tail()
-        assert time.monotonic() < deadline, c.superlink.tail()
+        assert proxy.popen.poll() is None, proxy.tail()
+        assert time.monotonic() < deadline, c.superlink.tail() + proxy.tail()
         time.sleep(0.5)
     done = subprocess.run(
         ["sh", str(c.out / "operator" / "register-hospitals.sh")],
@@ -247,9 +271,14 @@ def superlink(consortium: Consortium) -> Consortium:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    ids = [int(i) for i in re.findall(r"SuperNode (\d+) registered", done.stdout)]
-    assert len(ids) == len(HOSPITALS), done.stdout
-    c.node_ids = dict(zip(HOSPITALS, ids, strict=True))
+    # each node id is printed and recorded with its hospital's name
+    found = re.findall(r"^(\S+): SuperNode (\d+) registered", done.stdout, re.M)
+    c.node_ids = {h: int(i) for h, i in found}
+    assert sorted(c.node_ids) == list(HOSPITALS), done.stdout
+    recorded = (c.out / "operator" / "state" / "node-ids.tsv").read_text()
+    assert sorted(recorded.split()) == sorted(
+        [*HOSPITALS, *map(str, c.node_ids.values())]
+    ), recorded
     return c
 
 
@@ -359,8 +388,32 @@ def test_hospital_keys_never_left_their_folders(federation: Consortium) -> None:
 def test_plaintext_connection_fails(federation: Consortium) -> None:
     code, took, proc = _refused(federation, "refused-insecure.log", "--insecure")
     assert code not in (None, 0), f"exit {code} after {took:.0f} s\n{proc.tail()}"
-    assert "Giving up reconnection" in proc.text(), proc.tail()
+    # the proxy's TLS listener answers plaintext with HTTP 400 (nginx), which
+    # Flower reports as "could not establish a connection" (exit code 305)
+    assert "could not establish a connection" in proc.text(), proc.tail()
     assert set(federation.online()) == set(federation.node_ids.values())
+
+
+def test_hospitals_entry_point_serves_no_control_api(federation: Consortium) -> None:
+    """A run submitted through the address hospitals reach is refused by the proxy."""
+    c = federation
+    before = c.flwr("ls", NAME, "--format", "json")
+    assert before.returncode == 0, before.stdout + before.stderr
+    home = c.root / "flwr-home"
+    with (home / "config.toml").open("a") as f:
+        f.write(
+            f'\n[superlink.via-fleet]\naddress = "{c.address}"\n'
+            f'root-certificates = "{c.out / "operator" / "ca.crt"}"\n'
+        )
+    done = c.flwr("run", str(c.app), "via-fleet", timeout=180)
+    text = done.stdout + done.stderr
+    assert done.returncode != 0, text
+    assert "403" in text, text
+    listed = c.flwr("supernode", "list", "via-fleet")
+    assert listed.returncode != 0 and "403" in listed.stdout + listed.stderr
+    after = c.flwr("ls", NAME, "--format", "json")
+    assert json.loads(after.stdout) == json.loads(before.stdout)  # no new run
+    print(f"flwr run via the hospitals' port: exit {done.returncode}, HTTP 403")
 
 
 def _run(c: Consortium, run_dir: Path, log: str, rounds: int, **extra: str) -> Proc:
@@ -376,7 +429,7 @@ def _run(c: Consortium, run_dir: Path, log: str, rounds: int, **extra: str) -> P
         [
             str(BIN / "flwr"),
             "run",
-            str(REPO),
+            str(c.app),
             NAME,
             "--stream",
             "--run-config",
@@ -433,13 +486,7 @@ def test_modified_bundle_is_refused_before_it_is_unpacked(
     hospital loads it and nothing is charged."""
     c = federation
     modified = tmp_path / "modified-app"
-    shutil.copytree(
-        REPO,
-        modified,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "runs", "__pycache__", "*.egg-info"
-        ),
-    )
+    shutil.copytree(c.app, modified)
     with (modified / "client" / "app.py").open("a") as f:
         f.write("\n# one changed line: a different bundle\n")
     entries = {h: _ledger_entries(c, h) for h in HOSPITALS}

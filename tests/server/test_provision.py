@@ -137,7 +137,7 @@ def test_hospital_keys_stay_at_the_hospital(provisioned, tmp_path: Path) -> None
     assert second["public_key_fingerprint"] == ""
     assert "awaiting key" in output and "hospital_02" in output
     script = (out / "operator/register-hospitals.sh").read_text()
-    assert "hospital_01.pub" in script and "hospital_02: awaiting" in script
+    assert "register hospital_01\n" in script and "hospital_02: awaiting" in script
     assert "hospital_02.pub" not in script
     start = (out / "hospitals/hospital_01/start-supernode.sh").read_text()
     assert "FEDCARE_NODE_KEY:-$HERE/node.key" in start
@@ -220,9 +220,7 @@ def test_add_hospital_touches_no_other_hospital(provisioned, tmp_path: Path) -> 
             assert after[name] == content, name
     assert not (out / "hospitals/hospital_03/node.key").exists()
     script = (out / "operator/register-hospitals.sh").read_text()
-    assert (
-        'register hospitals/hospital_03.pub "$CONNECTION" --name hospital_03' in script
-    )
+    assert "register hospital_03\n" in script
     assert "flwr supernode register" in result.output
 
 
@@ -234,13 +232,32 @@ def test_revoke_updates_state_and_registration_script(provisioned) -> None:
     state = json.loads((out / "consortium.json").read_text())
     assert [h["status"] for h in state["hospitals"]] == ["active", "revoked"]
     script = (out / "operator/register-hospitals.sh").read_text()
-    assert "hospital_02" not in script and "hospital_01.pub" in script
+    assert "hospital_02" not in script and "register hospital_01" in script
     again = _cli("add-hospital", out, "--id", "hospital_02")
     assert again.exit_code == 2 and "revoked" in again.output
     status = json.loads(_cli("status", out, "--format", "json").output)
     assert {h["id"]: h["status"] for h in status["hospitals"]} == {
         "hospital_01": "active",
         "hospital_02": "revoked",
+    }
+
+
+def test_revoke_names_the_recorded_node_ids(provisioned) -> None:
+    """register-hospitals.sh records each hospital's node id (Flower keeps no
+    name with a node): revoke prints the exact unregister command."""
+    _, out, _ = provisioned
+    ids = out / "operator" / "state" / "node-ids.tsv"
+    ids.parent.mkdir(parents=True, exist_ok=True)
+    ids.write_text("hospital_01\t111\nhospital_02\t222\nhospital_02\t333\n")
+    result = _cli("revoke", out, "--id", "hospital_02")
+    assert result.exit_code == 0, result.output
+    assert "flwr supernode unregister 222 demo-consortium" in result.output
+    assert "flwr supernode unregister 333 demo-consortium" in result.output
+    assert "NODE_ID" not in result.output and "111" not in result.output
+    status = json.loads(_cli("status", out, "--format", "json").output)
+    assert {h["id"]: h["node_ids"] for h in status["hospitals"]} == {
+        "hospital_01": ["111"],
+        "hospital_02": ["222", "333"],
     }
 
 
