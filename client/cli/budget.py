@@ -30,10 +30,24 @@ def command(ledger: Path = _LEDGER, format: OutputFormat = _FORMAT) -> None:
 
     with user_errors():
         if not ledger.exists():
-            raise LedgerError(
-                f"Privacy ledger {ledger} does not exist. Pass the path of the "
-                "hospital's ledger (it is created by its first private training)."
+            if not ledger.parent.is_dir():
+                raise LedgerError(
+                    f"Privacy ledger {ledger} does not exist and neither does its "
+                    f"folder {ledger.parent}. Pass the path of the hospital's ledger "
+                    "(the node config's ledger-path)."
+                )
+            # before the hospital's first private training: nothing spent yet
+            empty = {"ledger": str(ledger), "exists": False, "spent_epsilon": 0.0}
+            emit(
+                empty,
+                format,
+                lambda: typer.echo(
+                    f"no ledger yet at {ledger}: nothing has been spent. It is "
+                    "created at this hospital's first private training, with the "
+                    "budget (epsilon, delta) of the node config or of --epsilon."
+                ),
             )
+            return
         summary = PrivacyLedger.open(ledger, None).summary()
         emit(summary, format, lambda: _print_text(summary))
 

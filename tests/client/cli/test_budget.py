@@ -106,6 +106,21 @@ def test_corrupted_ledger_exits_2(ledger_path: Path) -> None:
     assert "line 3" in result.output and "checksum" in result.output
 
 
-def test_missing_ledger_exits_2(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["--ledger", str(tmp_path / "none.jsonl")])
+def test_ledger_in_a_missing_folder_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--ledger", str(tmp_path / "typo" / "none.jsonl")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_before_the_first_round_nothing_is_spent(tmp_path: Path) -> None:
+    """A hospital checks its budget before joining: no ledger yet is not an error,
+    and looking creates nothing."""
+    path = tmp_path / "privacy-ledger.jsonl"
+    result = runner.invoke(app, ["--ledger", str(path)])
+    assert result.exit_code == 0 and "nothing has been spent" in result.output
+    as_json = runner.invoke(app, ["--ledger", str(path), "--format", "json"])
+    assert json.loads(as_json.output) == {
+        "ledger": str(path),
+        "exists": False,
+        "spent_epsilon": 0.0,
+    }
+    assert not path.exists()
