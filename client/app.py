@@ -16,6 +16,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
@@ -72,7 +73,8 @@ class HospitalClient(NumPyClient):
     def fit(self, parameters: list, config: dict[str, Any]) -> tuple[list, int, dict]:
         """Train (or, in the pool-evaluation phase, score) and reply.
 
-        The real example count is the SecAgg+ weight, folded into the masked
+        The reply is the round's update (weights minus the global ones). The
+        real example count is the SecAgg+ weight, folded into the masked
         vector by ``secaggplus_mod``; ``hospital_policy_guard`` then replaces
         the clear copy by 1. Only ``wire.clear_metrics`` travel in clear.
         """
@@ -92,7 +94,19 @@ class HospitalClient(NumPyClient):
         weights, examples, metrics = hospital.fit(
             parameters, int(config["server-round"]), str(config["run-name"])
         )
-        return weights, examples, wire.clear_metrics(metrics)
+        # The update (local minus global), not the weights: see wire.update_of.
+        update = wire.update_of(weights, parameters)
+        largest = max((float(np.abs(u).max()) for u in update if u.size), default=0.0)
+        if hospital.run.secagg and largest > hospital.run.secagg_clipping_range:
+            log.warning(
+                "round %s: the update's largest value %.3g exceeds "
+                "secagg-clipping-range %.3g; SecAgg+ clips it",
+                config["server-round"],
+                largest,
+                hospital.run.secagg_clipping_range,
+            )
+        weight = wire.coarse_weight(examples, hospital.run.secagg_max_weight)
+        return update, weight, wire.clear_metrics(metrics)
 
     def evaluate(
         self, parameters: list, config: dict[str, Any]

@@ -8,6 +8,7 @@ the model, records each round, and evaluates on the server's held-out set.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -66,12 +67,22 @@ def _fit_summary(replies: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     return {"replied": len(replies)}
 
 
+def _arrays(res: Any) -> list:
+    return parameters_to_ndarrays(res.parameters)
+
+
+def _with_parameters(res: Any, weights: list) -> Any:
+    """A copy of FitRes ``res`` carrying ``weights``."""
+    return dataclasses.replace(res, parameters=ndarrays_to_parameters(weights))
+
+
 def make_strategy(
     run: RunConfig, state: FederatedRun, initial: list, server_eval: Any = None
 ):
     base = BASES[run.strategy]
     hospital_of: dict[int, str] = {}  # node id -> hospital id, learnt from replies
     sampled: dict[int, list[int]] = {}  # round -> node ids sent a fit instruction
+    sent: dict[int, list] = {}  # round -> the global weights the hospitals started from
 
     class Recording(base):  # type: ignore[misc, valid-type]
         def configure_fit(self, server_round, parameters, client_manager):
@@ -79,6 +90,8 @@ def make_strategy(
                 server_round, parameters, client_manager
             )
             sampled[server_round] = [proxy.node_id for proxy, _ in instructions]
+            sent.clear()  # only this round's global model is needed
+            sent[server_round] = parameters_to_ndarrays(parameters)
             return instructions
 
         def aggregate_fit(self, server_round, results, failures):
@@ -93,6 +106,13 @@ def make_strategy(
                 # all did, Flower's mean divides by 0: nobody trained.
                 kept = []
             if kept:
+                # Hospitals send updates (wire.update_of): back to weights, so
+                # Flower's FedAvg / FedProx / FedAdam aggregate as they would.
+                start = sent[server_round]
+                kept = [
+                    (p, _with_parameters(r, wire.apply_update(start, _arrays(r))))
+                    for p, r in kept
+                ]
                 # FedAdam's bias correction counts rounds: continue the count
                 # of a resumed run, whose moments are restored.
                 params, metrics = super().aggregate_fit(

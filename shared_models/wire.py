@@ -80,14 +80,16 @@ LEAVES_HOSPITAL: tuple[Leaves, ...] = (
     Leaves(
         "model update",
         "train",
-        "masked (SecAgg+), after DP-SGD",
+        "masked (SecAgg+), after DP-SGD: the change of the weights in this round "
+        "(local minus global), quantised within secagg-clipping-range",
         "each patient's influence is clipped and noised (the hospital's ledger "
         "charges it); SecAgg+ reveals only the weighted sum over hospitals",
     ),
     Leaves(
         "aggregation weight",
         "train",
-        "masked (SecAgg+ folds it into the vector), capped at secagg-max-weight",
+        "masked (SecAgg+ folds it into the vector): the example count rounded up "
+        "to a multiple of 32, capped at secagg-max-weight",
         "only the sum of weights is unmasked; a decline is weight 0 and "
         "indistinguishable from a contribution",
     ),
@@ -136,6 +138,13 @@ LEAVES_HOSPITAL: tuple[Leaves, ...] = (
         "any",
         "clear: a generic text and a random reference",
         "the reason, with any data values or paths, stays in the hospital's log",
+    ),
+    Leaves(
+        "app bundle refusal",
+        "any (from the hospital's fedcare-clientapp, before the bundle is unpacked)",
+        "clear: a fixed text and the submitted bundle's sha256",
+        "the aggregator submitted that bundle and knows its hash; the text says "
+        "only that this hospital has not approved it (client.node_runtime)",
     ),
 )
 
@@ -233,6 +242,50 @@ def unpool(kind: str, arrays: list[np.ndarray], contributors: int) -> dict[str, 
         else:
             out[key] = np.rint(total).astype(np.int64)
     return out
+
+
+# Aggregation weights are example counts rounded up to this granularity (and
+# capped at secagg-max-weight): the weighted mean barely changes, the exact
+# count stays at the hospital.
+WEIGHT_GRANULARITY = 32
+
+
+def coarse_weight(examples: int, max_weight: float) -> int:
+    """A hospital's aggregation weight: 0 for a decline, else its example count
+    rounded up to WEIGHT_GRANULARITY, at most ``max_weight``."""
+    if examples <= 0:
+        return 0
+    rounded = -(-int(examples) // WEIGHT_GRANULARITY) * WEIGHT_GRANULARITY
+    return int(min(rounded, max_weight))
+
+
+def update_of(weights: list[np.ndarray], global_weights: list) -> list[np.ndarray]:
+    """What a hospital sends after training: its weights minus the global ones.
+
+    Updates are small (a few learning-rate steps), so SecAgg+'s fixed
+    quantisation range resolves them far more finely than it would whole
+    weights; the server adds the masked mean update to the global model.
+    """
+    if len(weights) != len(global_weights):
+        raise ValueError(
+            f"{len(weights)} weight arrays against {len(global_weights)} global ones"
+        )
+    return [
+        np.asarray(w, dtype=np.float32) - np.asarray(g, dtype=np.float32)
+        for w, g in zip(weights, global_weights, strict=True)
+    ]
+
+
+def apply_update(global_weights: list, update: list) -> list[np.ndarray]:
+    """The weights a (mean) update leads to from ``global_weights``."""
+    if len(update) != len(global_weights):
+        raise ValueError(
+            f"{len(update)} update arrays against {len(global_weights)} global ones"
+        )
+    return [
+        (np.asarray(g, dtype=np.float32) + np.asarray(u, dtype=np.float32))
+        for g, u in zip(global_weights, update, strict=True)
+    ]
 
 
 def finite(arrays: list[np.ndarray]) -> bool:

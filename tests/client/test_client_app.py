@@ -19,6 +19,7 @@ from flwr.compat.common import recorddict_compat as compat
 
 from client.app import HospitalClient, app, pack_run_config, unpack_run_config
 from client.policy import GENERIC_REFUSAL
+from shared_models import wire
 from shared_models.errors import PolicyError
 from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
@@ -59,12 +60,13 @@ def test_client_describes_fits_and_evaluates(node: dict) -> None:
     card = json.loads(client.get_properties(_config())["model-card"])
     start = client.get_parameters(_config())
 
-    weights, examples, metrics = client.fit(start, _config())
+    update, examples, metrics = client.fit(start, _config())
+    weights = wire.apply_update(start, update)  # what the server does
     loss, n_test, eval_metrics = client.evaluate(weights, _config())
 
     assert card["task"] == "ecg-arrhythmia" and card["model"]
-    assert [w.shape for w in weights] == [w.shape for w in start]
-    assert any(not np.array_equal(a, b) for a, b in zip(weights, start, strict=True))
+    assert [w.shape for w in update] == [w.shape for w in start]
+    assert any(np.abs(u).max() > 0 for u in update)  # the round's update
     assert examples > 0  # the real count: the SecAgg+ weight, masked
     assert metrics == {"hospital-id": "h1"}  # nothing else travels in clear
     assert not Path(node["ledger-path"]).exists()  # dp = false: no ledger
@@ -215,3 +217,73 @@ def test_an_error_at_the_hospital_reaches_the_server_as_a_reference(
     reference = text.split("reference ")[1].split(";")[0]
     assert any(reference in r.getMessage() for r in caplog.records)
     assert any("4711" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_updates_aggregate_to_the_mean_of_the_weights() -> None:
+    """The server's FedAvg of updates (wire.apply_update) is FedAvg of weights."""
+    from flwr.common import FitRes, Status, ndarrays_to_parameters
+    from flwr.common import parameters_to_ndarrays as arrays_of
+
+    from server.strategy import make_strategy
+
+    class State:  # the parts of server.run_state.FederatedRun the strategy uses
+        offset, strategy_state, recorded, run_name = 0, None, [], "t"
+
+        def on_fit(self, server_round: int, weights: list, *_: object, **__: object):
+            self.recorded.append(weights)
+
+        def pool_edge(self, server_round: int) -> None:
+            return None
+
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(3, 4)).astype(np.float32), np.zeros(4, np.float32)]
+    local = [
+        [w + rng.normal(scale=0.01, size=w.shape) for w in start] for _ in range(3)
+    ]
+    counts = [10, 30, 60]
+    run = RunConfig(strategy="fedavg", secagg=False, dp=False)
+    strategy = make_strategy(run, State(), start)
+
+    class Pool:  # what configure_fit asks of Flower's client manager
+        def num_available(self) -> int:
+            return 3
+
+        def wait_for(self, *_: object, **__: object) -> bool:
+            return True
+
+        def sample(self, num_clients: int, **_: object) -> list:
+            return proxies
+
+    proxies = [type("P", (), {"node_id": i, "cid": str(i)})() for i in range(3)]
+
+    strategy.configure_fit(1, ndarrays_to_parameters(start), Pool())
+    results = [
+        (
+            proxies[i],
+            FitRes(
+                Status(code=0, message=""),
+                ndarrays_to_parameters(wire.update_of(w, start)),
+                n,
+                {"hospital-id": f"h{i}"},
+            ),
+        )
+        for i, (w, n) in enumerate(zip(local, counts, strict=True))
+    ]
+    params, _ = strategy.aggregate_fit(1, results, [])
+    expected = [
+        sum(n * w[k] for w, n in zip(local, counts, strict=True)) / sum(counts)
+        for k in range(len(start))
+    ]
+    for got, want in zip(arrays_of(params), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_aggregation_weights_are_coarse_and_bounded() -> None:
+    assert [wire.coarse_weight(n, 20000) for n in (0, 1, 32, 33, 1000)] == [
+        0,
+        32,
+        32,
+        64,
+        1024,
+    ]
+    assert wire.coarse_weight(50_000, 20000) == 20000

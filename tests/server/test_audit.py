@@ -113,7 +113,7 @@ def test_fake_run_writes_a_verified_chain(run_dir: Path) -> None:
         "secagg": True,
         "secagg-num-shares": 1.0,
         "secagg-reconstruction-threshold": 0.67,
-        "secagg-clipping-range": 8.0,
+        "secagg-clipping-range": 2.0,
         "secagg-quantization-range": 4194304,
     }
 

@@ -39,7 +39,7 @@ from simulation.engine import run_simulated
 pytestmark = pytest.mark.slow
 
 HOSPITALS = ("h1", "h2", "h3")
-CLIP, QUANT, MAX_WEIGHT = 8.0, 2**22, 2000.0  # every hospital has < 2000 examples
+CLIP, QUANT, MAX_WEIGHT = 2.0, 2**22, 2000.0  # every hospital has < 2000 examples
 MOD_RANGE = 2**32  # SecAggPlusWorkflow's default modulus_range
 BUDGET, RUN_EPSILON = 8.0, 2.0
 
