@@ -80,6 +80,7 @@ def test_runbook_quickstart_verbatim(tmp_path: Path) -> None:
         **os.environ,
         "DEMO": str(demo),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin",
+        "COLUMNS": "200",  # flwr's tables unwrapped, as on a wide terminal
     }
     env.pop("FLWR_HOME", None)
     log = tmp_path / "quickstart.log"
