@@ -346,12 +346,28 @@ def test_each_ledger_spent_its_run_epsilon_within_budget(secagg_run: Simulated) 
         assert last["epsilon-spent"] == pytest.approx(ledger.spent_epsilon)
 
 
+def _initial_weights(sim: Simulated) -> list[np.ndarray]:
+    """The round-1 global model: the hospital's get_parameters reply."""
+    from flwr.common import MessageTypeLegacy, parameters_to_ndarrays
+
+    for reply in sim.replies:
+        if reply.metadata.message_type == MessageTypeLegacy.GET_PARAMETERS:
+            res = compat.recorddict_to_getparametersres(reply.content, True)
+            return [
+                a.astype(np.float64) for a in parameters_to_ndarrays(res.parameters)
+            ]
+    raise AssertionError("no get_parameters reply captured")
+
+
 def test_plain_round_is_fedavg_of_captured_updates(plain_run: Simulated) -> None:
+    """Hospitals send updates (weights minus the global ones); the round's model
+    is the global one plus their example-weighted mean."""
     plaintext = _round1_plain(plain_run)
+    start = _initial_weights(plain_run)
     total = sum(n for n, _ in plaintext.values())
     expected = [
-        sum(n * p[i] for n, p in plaintext.values()) / total
-        for i in range(len(next(iter(plaintext.values()))[1]))
+        start[i] + sum(n * p[i] for n, p in plaintext.values()) / total
+        for i in range(len(start))
     ]
 
     for got, want in zip(_checkpoint(plain_run.run_dir, 1), expected, strict=True):
