@@ -33,10 +33,48 @@ def read_table(path: Path, **kwargs: Any) -> pd.DataFrame:
     return frame
 
 
-def numeric_column(
-    frame: pd.DataFrame, column: Any, file: str, *, header_rows: int = 1
+# No measurement fedcare reads (a sample in mV, a vital sign, a value of a
+# physiological series) is this large in any unit; a larger value is an export
+# error or an overflow (float32, what the models compute in, ends at 3.4e38).
+MAX_ABS_VALUE = 1e6
+
+
+def check_values(
+    values: np.ndarray,
+    file: str,
+    column: Any,
+    *,
+    header_rows: int = 1,
+    low: float = -MAX_ABS_VALUE,
+    high: float = MAX_ABS_VALUE,
+    what: str = "a measurement",
 ) -> np.ndarray:
-    """Column as float64; the first non-numeric cell is reported with its row.
+    """Refuse infinite and out-of-range values (a missing value, NaN, is allowed:
+    the readers impute or refuse those themselves). Returns ``values``."""
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (values < low) | (values > high)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{file} row {pos + 1 + header_rows}, column {column!r}: found "
+            f"{float(values[pos])!r}; expected {what}, a finite number within "
+            f"[{low:g}, {high:g}]"
+        )
+    return values
+
+
+def numeric_column(
+    frame: pd.DataFrame,
+    column: Any,
+    file: str,
+    *,
+    header_rows: int = 1,
+    low: float = -MAX_ABS_VALUE,
+    high: float = MAX_ABS_VALUE,
+    what: str = "a measurement",
+) -> np.ndarray:
+    """Column as float64; the first non-numeric, infinite or out-of-range cell is
+    reported with its row (see :func:`check_values`).
 
     Rows are numbered as a spreadsheet shows them: the header is row 1 when
     ``header_rows`` is 1, so the first data row is row 2.
@@ -50,7 +88,15 @@ def numeric_column(
             f"{file} row {pos + 1 + header_rows}, column {column!r}: "
             f"expected a number, found {raw.iloc[pos]!r}"
         )
-    return values.to_numpy(dtype=np.float64)
+    return check_values(
+        values.to_numpy(dtype=np.float64),
+        file,
+        column,
+        header_rows=header_rows,
+        low=low,
+        high=high,
+        what=what,
+    )
 
 
 def require_columns(frame: pd.DataFrame, required: list[str], file: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from client.data._io import read_table, require_columns
+from client.data._io import MAX_ABS_VALUE, read_table, require_columns
 from client.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
 from client.data.beats_wfdb import load_record_beats, record_paths
 from client.data.types import BeatSet
@@ -164,7 +164,17 @@ def _sample_matrix(raw: pd.DataFrame, file: str) -> np.ndarray:
             f"{file} row {r + 2}, column {raw.columns[c]!r}: expected a number "
             f"(a sample in mV), found {what}"
         )
-    return values.to_numpy(dtype=np.float64)
+    matrix = values.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        wrong = ~np.isfinite(matrix) | (np.abs(matrix) > MAX_ABS_VALUE)
+    if wrong.any():
+        r, c = (int(i[0]) for i in np.nonzero(wrong))
+        raise DataError(
+            f"{file} row {r + 2}, column {raw.columns[c]!r}: found "
+            f"{float(matrix[r, c])!r}; expected a sample in mV, a finite number "
+            f"within [-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}]"
+        )
+    return matrix
 
 
 def _concat(sets: list[BeatSet]) -> BeatSet:

@@ -10,10 +10,14 @@ from typing import Any
 import numpy as np
 import wfdb
 
+from client.data._io import MAX_ABS_VALUE
 from client.data.aami import NON_BEAT_SYMBOLS, SYMBOL_TO_AAMI
 from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
+
+# ECG sampling rates in use run from ~100 Hz (Holter) to a few kHz
+MIN_FS, MAX_FS = 50.0, 20000.0
 
 
 def record_paths(path: Path) -> list[Path]:
@@ -47,7 +51,22 @@ def _read_record(rec: Path, lead: str) -> tuple[np.ndarray, float]:
         raise DataError(
             f"WFDB record {rec.name}, lead {lead!r}: every sample is invalid (NaN)"
         )
-    return signal, float(record.fs)
+    with np.errstate(invalid="ignore"):
+        wrong = np.isinf(signal) | (np.abs(signal) > MAX_ABS_VALUE)
+    if wrong.any():
+        at = int(np.flatnonzero(wrong)[0])
+        raise DataError(
+            f"WFDB record {rec.name}, lead {lead!r}, sample {at}: found "
+            f"{float(signal[at])!r} mV; expected a finite voltage within "
+            f"[-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}] (check the header's gain)"
+        )
+    fs = float(record.fs) if record.fs is not None else float("nan")
+    if not (MIN_FS <= fs <= MAX_FS):
+        raise DataError(
+            f"WFDB record {rec.name}.hea: sampling frequency {record.fs!r}; expected "
+            f"a number of samples per second within [{MIN_FS:g}, {MAX_FS:g}]"
+        )
+    return signal, fs
 
 
 def _read_annotations(rec: Path, extension: str) -> tuple[np.ndarray, list[str]]:

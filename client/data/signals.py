@@ -206,6 +206,14 @@ def _labels(raw: pd.Series, file: str, column: str, header_rows: int) -> np.ndar
 
 def _check_increasing(raw: pd.Series, file: str, column: str) -> None:
     times = pd.to_numeric(raw, errors="coerce")
+    if times.notna().all():
+        infinite = np.isinf(times.to_numpy(dtype=np.float64))
+        if infinite.any():
+            pos = int(np.flatnonzero(infinite)[0])
+            raise DataError(
+                f"{file} row {pos + 2}, column {column!r}: found {raw.iloc[pos]!r}; "
+                "expected a finite timestamp (a number or a date/time)"
+            )
     if times.isna().any():
         times = pd.to_datetime(raw, errors="coerce", format="mixed")
     if times.isna().any():

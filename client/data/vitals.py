@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from client.data._io import numeric_column, read_table, require_columns
+from client.data._io import check_values, numeric_column, read_table, require_columns
 from client.data.types import VitalsSet
 from shared_models.errors import DataError
 
@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 ID_COLUMNS = ["patient_id", "stay_id", "timestamp"]
 LABEL_COLUMNS = ("deterioration", "length_of_stay_days")
+
+MAX_HOURS = 24 * 366 * 10  # hours since admission: ten years
 
 
 def vitals_file(path: Path) -> Path:
@@ -105,7 +107,19 @@ def _hours_since_first(
     is_time = pd.api.types.is_datetime64_any_dtype(raw)
     numeric = pd.to_numeric(raw, errors="coerce") if not is_time else raw.isna()
     if not is_time and numeric.notna().all():
-        hours = numeric.astype(float)
+        # hours since admission: a stay of more than 10 years is an export error
+        hours = pd.Series(
+            check_values(
+                numeric.astype(float).to_numpy(),
+                file,
+                "timestamp",
+                header_rows=header,
+                low=-MAX_HOURS,
+                high=MAX_HOURS,
+                what="a number of hours since admission",
+            ),
+            index=numeric.index,
+        )
     else:
         times = pd.to_datetime(raw, errors="coerce", format="mixed")
         if times.isna().any():
