@@ -61,8 +61,11 @@ class TrainConfig:
             raise ConfigError(f"steps must be >= 0, got {self.steps}")
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(
+                f"learning rate must be a finite number > 0, got {self.lr}"
+            )
+        check_device(self.device)
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(
                 f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}"
@@ -115,6 +118,15 @@ class PrivateRun:
             from client.privacy import SECURE
 
             object.__setattr__(self, "randomness", SECURE)
+
+
+def check_device(name: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; anything else is a ConfigError."""
+    if name in ("auto", "cpu", "cuda") or (
+        name.startswith("cuda:") and name[5:].isdigit()
+    ):
+        return
+    raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -9,11 +9,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from shared_models.errors import FedcareError
+from shared_models.errors import ConfigError, FedcareError
 
 USER_ERROR_EXIT = 2
 
@@ -58,3 +59,17 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def check_output_dir(path: Path, flag: str = "--out") -> None:
+    """Refuse, before any work (and any privacy budget) is spent, an output
+    folder that cannot be made: it, or a folder above it, is a regular file."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise ConfigError(
+                    f"{flag} {path}: {place} is a file, not a folder; choose a "
+                    "folder that does not exist or is a folder"
+                )
+            return

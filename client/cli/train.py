@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import (
+    OutputFormat,
+    check_output_dir,
+    emit,
+    setup_logging,
+    user_errors,
+)
 
 _TASK = typer.Option(
     ...,
@@ -102,6 +108,7 @@ def command(
 
         refuse_test_randomness("fedcare train")
         check_privacy_unit(privacy_unit)
+        check_output_dir(out)
         config = get_task(task).recommended_config(
             not no_dp,
             examples_per_unit=examples_per_patient,

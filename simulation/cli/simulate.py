@@ -9,7 +9,13 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import (
+    OutputFormat,
+    check_output_dir,
+    emit,
+    setup_logging,
+    user_errors,
+)
 
 TASK_HELP = (
     "ecg-arrhythmia (default), ecg-anomaly, signal-anomaly, icu-deterioration, icu-los"
@@ -131,6 +137,7 @@ def command(
 
         refuse_test_randomness("fedcare simulate")
         check_privacy_unit(privacy_unit)
+        check_output_dir(out)
         overrides: dict[str, Any] = {
             "task": task,
             "seed": seed,

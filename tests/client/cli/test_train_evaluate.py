@@ -149,7 +149,9 @@ def test_text_output_without_dp(
     ("args", "message"),
     [
         (["--task", "ecg-arythmia"], "unknown task 'ecg-arythmia'; known tasks: "),
-        (["--lr", "0"], "learning rate must be > 0"),
+        (["--lr", "0"], "learning rate must be a finite number > 0"),
+        (["--lr", "inf"], "learning rate must be a finite number > 0, got inf"),
+        (["--device", "tpu"], "device 'tpu': expected auto, cpu, cuda or cuda:N"),
         (["--data", "/nonexistent/hospital"], "/nonexistent/hospital"),
     ],
 )
@@ -170,6 +172,31 @@ def test_user_errors_exit_2_with_a_message(
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--lr", "inf"], ["--device", "tpu"], ["--out", "FILE/model"]],
+    ids=["lr-inf", "device", "out-under-a-file"],
+)
+def test_bad_flags_spend_no_budget(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path, args: list[str]
+) -> None:
+    """A private train with a bad flag exits 2 before its ledger exists."""
+    (tmp_path / "FILE").write_text("a regular file")
+    ledger = tmp_path / "l.jsonl"
+    base = {
+        "--task": TASK,
+        "--data": str(tiny_hospitals[0]),
+        "--out": str(tmp_path / "m"),
+        "--ledger": str(ledger),
+    }
+    flag, value = args
+    base[flag] = value.replace("FILE", str(tmp_path / "FILE"))
+    result = runner.invoke(app, ["train", *[x for kv in base.items() for x in kv]])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not ledger.exists() and not (tmp_path / "m").exists()
 
 
 def test_a_run_past_the_remaining_budget_is_refused(
