@@ -184,6 +184,14 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         data = path.read_bytes()
     except OSError as exc:
         raise AuditError(f"cannot read audit log {path}: {exc}") from exc
+    if not data:
+        # fedcare creates the log with its first record: an empty one was emptied
+        raise ChainError(
+            path,
+            1,
+            "the log exists but holds no record (fedcare writes the file "
+            "with its first record, so its records were removed)",
+        )
     lines = data.split(b"\n")
     torn = lines[-1] != b""
     if not torn:
@@ -214,7 +222,13 @@ def _check(path: Path, number: int, record: dict[str, Any], prev: str) -> None:
     missing = [key for key in REQUIRED if key not in record]
     if missing:
         raise ChainError(path, number, f"record lacks {', '.join(missing)}")
-    if record["hash"] != record_hash(record):
+    try:
+        expected = record_hash(record)
+    except (ValueError, TypeError) as exc:  # NaN/Infinity, or values JSON cannot hold
+        raise ChainError(
+            path, number, f"holds a value fedcare never writes ({exc})"
+        ) from None
+    if record["hash"] != expected:
         raise ChainError(
             path,
             number,
@@ -281,7 +295,13 @@ def verify(path: Path, checkpoints: Path | None = None) -> Verdict:
         verdict.checkpoints_checked += 1
     latest = Path(checkpoints) / "latest.json"
     if latest.is_file():
-        newest = int(json.loads(latest.read_text())["round"])
+        pointer = _read_json(latest)
+        if not isinstance(pointer.get("round"), int):
+            raise AuditError(
+                f"{latest}: cannot check against it: expected an integer 'round', "
+                f"found {pointer.get('round')!r}"
+            )
+        newest = pointer["round"]
         if not any(r["checkpoint"] and r["round"] == newest for r in records):
             verdict.ok = False
             verdict.line = len(records) + 1
@@ -293,11 +313,22 @@ def verify(path: Path, checkpoints: Path | None = None) -> Verdict:
     return verdict
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A checkpoint file; unreadable means "could not check" (AuditError)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AuditError(f"{path}: cannot check against it: {exc}") from None
+    if not isinstance(value, dict):
+        raise AuditError(f"{path}: cannot check against it: expected a JSON object")
+    return value
+
+
 def _checkpoint_problem(checkpoints: Path, record: dict[str, Any]) -> str:
     state_file = checkpoints / Path(record["checkpoint"]).name / "state.json"
     if not state_file.is_file():
         return f"round {record['round']}: {state_file} not found"
-    state = json.loads(state_file.read_text())
+    state = _read_json(state_file)
     if state.get("run_name") != record["run_id"]:
         return (
             f"round {record['round']}: checkpoint belongs to run "

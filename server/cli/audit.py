@@ -53,6 +53,10 @@ def verify(
     from server.audit import verify as check
 
     with user_errors():
+        if log.is_dir():
+            raise ConfigError(
+                f"audit log {log} is a folder; pass RUN/audit.jsonl of a federated run"
+            )
         if not log.is_file():
             raise ConfigError(
                 f"audit log {log} not found; pass RUN/audit.jsonl of a federated run"

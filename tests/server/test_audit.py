@@ -215,3 +215,41 @@ def test_cli_ok_tampered_and_usage_errors(run_dir: Path) -> None:
     assert no_dir.exit_code == 2
     assert runner.invoke(app, ["audit", "verify"]).exit_code == 2
     assert "verify" in runner.invoke(app, ["audit", "--help"]).output
+
+
+def test_exit_codes_keep_their_meaning(run_dir: Path) -> None:
+    """0 intact, 1 tampered, 2 could not check; never a traceback (a crash read
+    as exit 1 would look like tampering)."""
+    runner = CliRunner()
+    log = run_dir / audit.FILE_NAME
+    checkpoints = run_dir / "checkpoints"
+    lines = _lines(run_dir)
+
+    def verify(*extra: str) -> tuple[int, str]:
+        done = runner.invoke(app, ["audit", "verify", str(log), *extra])
+        assert "Traceback" not in done.output, done.output
+        assert done.exception is None or isinstance(done.exception, SystemExit)
+        return done.exit_code, done.output
+
+    log.write_bytes(b"")  # every record removed
+    code, text = verify()
+    assert code == 1 and "holds no record" in text
+
+    record = json.loads(lines[0])
+    record["round"] = float("nan")  # a value fedcare never writes
+    _write(run_dir, [json.dumps(record), *lines[1:]])
+    code, text = verify()
+    assert code == 1 and "line 1" in text and "never writes" in text
+
+    _write(run_dir, lines)
+    assert verify("--checkpoints", str(checkpoints))[0] == 0
+    (checkpoints / "round_0001" / "state.json").write_text("{not json")
+    code, text = verify("--checkpoints", str(checkpoints))
+    assert code == 2 and "cannot check against it" in text
+    (checkpoints / "round_0001").rename(checkpoints / "moved")
+    (checkpoints / "latest.json").write_text('{"round": "two"}')
+    code, text = verify("--checkpoints", str(checkpoints))
+    assert code in (1, 2) and "Traceback" not in text
+
+    folder = runner.invoke(app, ["audit", "verify", str(run_dir)])
+    assert folder.exit_code == 2 and "is a folder" in folder.output
