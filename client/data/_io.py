@@ -39,6 +39,17 @@ def read_table(path: Path, **kwargs: Any) -> pd.DataFrame:
 MAX_ABS_VALUE = 1e6
 
 
+def first_out_of_range(
+    values: np.ndarray, low: float = -MAX_ABS_VALUE, high: float = MAX_ABS_VALUE
+) -> int | None:
+    """Flat index of the first infinite value or value outside [low, high], or
+    None; NaN (a missing value) passes."""
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (values < low) | (values > high)
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if len(hits) else None
+
+
 def check_values(
     values: np.ndarray,
     file: str,
@@ -51,10 +62,8 @@ def check_values(
 ) -> np.ndarray:
     """Refuse infinite and out-of-range values (a missing value, NaN, is allowed:
     the readers impute or refuse those themselves). Returns ``values``."""
-    with np.errstate(invalid="ignore"):
-        bad = np.isinf(values) | (values < low) | (values > high)
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
+    pos = first_out_of_range(values, low, high)
+    if pos is not None:
         raise DataError(
             f"{file} row {pos + 1 + header_rows}, column {column!r}: found "
             f"{float(values[pos])!r}; expected {what}, a finite number within "

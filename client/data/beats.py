@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from client.data._io import MAX_ABS_VALUE, read_table, require_columns
+from client.data._io import (
+    MAX_ABS_VALUE,
+    first_out_of_range,
+    read_table,
+    require_columns,
+)
 from client.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
 from client.data.beats_wfdb import load_record_beats, record_paths
 from client.data.types import BeatSet
@@ -165,10 +170,9 @@ def _sample_matrix(raw: pd.DataFrame, file: str) -> np.ndarray:
             f"(a sample in mV), found {what}"
         )
     matrix = values.to_numpy(dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        wrong = ~np.isfinite(matrix) | (np.abs(matrix) > MAX_ABS_VALUE)
-    if wrong.any():
-        r, c = (int(i[0]) for i in np.nonzero(wrong))
+    pos = first_out_of_range(matrix)  # NaN was refused above
+    if pos is not None:
+        r, c = (int(i) for i in np.unravel_index(pos, matrix.shape))
         raise DataError(
             f"{file} row {r + 2}, column {raw.columns[c]!r}: found "
             f"{float(matrix[r, c])!r}; expected a sample in mV, a finite number "

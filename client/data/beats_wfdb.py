@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import wfdb
 
-from client.data._io import MAX_ABS_VALUE
+from client.data._io import MAX_ABS_VALUE, first_out_of_range
 from client.data.aami import NON_BEAT_SYMBOLS, SYMBOL_TO_AAMI
 from shared_models.errors import DataError
 
@@ -51,10 +51,8 @@ def _read_record(rec: Path, lead: str) -> tuple[np.ndarray, float]:
         raise DataError(
             f"WFDB record {rec.name}, lead {lead!r}: every sample is invalid (NaN)"
         )
-    with np.errstate(invalid="ignore"):
-        wrong = np.isinf(signal) | (np.abs(signal) > MAX_ABS_VALUE)
-    if wrong.any():
-        at = int(np.flatnonzero(wrong)[0])
+    at = first_out_of_range(signal)  # NaN samples are invalid, not absurd
+    if at is not None:
         raise DataError(
             f"WFDB record {rec.name}, lead {lead!r}, sample {at}: found "
             f"{float(signal[at])!r} mV; expected a finite voltage within "

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from client.data._io import numeric_column, read_table
+from client.data._io import first_out_of_range, numeric_column, read_table
 from client.data.types import SignalSet
 from shared_models.errors import DataError
 
@@ -207,9 +207,8 @@ def _labels(raw: pd.Series, file: str, column: str, header_rows: int) -> np.ndar
 def _check_increasing(raw: pd.Series, file: str, column: str) -> None:
     times = pd.to_numeric(raw, errors="coerce")
     if times.notna().all():
-        infinite = np.isinf(times.to_numpy(dtype=np.float64))
-        if infinite.any():
-            pos = int(np.flatnonzero(infinite)[0])
+        pos = first_out_of_range(times.to_numpy(dtype=np.float64), -np.inf, np.inf)
+        if pos is not None:
             raise DataError(
                 f"{file} row {pos + 2}, column {column!r}: found {raw.iloc[pos]!r}; "
                 "expected a finite timestamp (a number or a date/time)"
