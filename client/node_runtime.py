@@ -105,6 +105,14 @@ class Guard:
         return self._install(content, *args, **kwargs)
 
 
+def _refuse_dependency_installation(program: str) -> None:
+    if "--allow-runtime-dependency-installation" in sys.argv:
+        sys.exit(
+            f"{program}: refusing --allow-runtime-dependency-installation: a "
+            "bundle's dependencies are not installed at this hospital"
+        )
+
+
 def clientapp_main() -> None:
     """``fedcare-clientapp``: Flower's ``flwr-clientapp`` with the approval check."""
     from flwr.supernode.cli import flwr_clientapp
@@ -113,11 +121,7 @@ def clientapp_main() -> None:
     # The hospital's local log: fedcare's own lines at INFO, libraries at WARNING.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("client").setLevel(logging.INFO)
-    if "--allow-runtime-dependency-installation" in sys.argv:
-        sys.exit(
-            f"{RUNNER}: refusing --allow-runtime-dependency-installation: a bundle's "
-            "dependencies are not installed at this hospital"
-        )
+    _refuse_dependency_installation(RUNNER)
     guard = Guard(run_clientapp.pull_task_input, run_clientapp.install_from_fab)
     run_clientapp.pull_task_input = guard.pull_task_input
     run_clientapp.install_from_fab = guard.install_from_fab
@@ -134,11 +138,7 @@ def superexec_main() -> None:
     from flwr.supercore import constant
     from flwr.supercore.cli import flower_superexec
 
-    if "--allow-runtime-dependency-installation" in sys.argv:
-        sys.exit(
-            "fedcare-superexec: refusing --allow-runtime-dependency-installation: "
-            "a bundle's dependencies are not installed at this hospital"
-        )
+    _refuse_dependency_installation("fedcare-superexec")
     for task_type in list(constant.TASK_TYPE_TO_COMMAND):
         constant.TASK_TYPE_TO_COMMAND[task_type] = (
             RUNNER if task_type == constant.TaskType.CLIENT_APP else REFUSER
