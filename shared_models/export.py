@@ -129,12 +129,30 @@ def load_model_dir(
     weights = directory / WEIGHTS
     if not weights.is_file():
         raise ModelError(f"{directory}: {WEIGHTS} not found")
-    state = load_file(str(weights))
-    if card.weights_sha256 and weights_hash(state) != card.weights_sha256:
+    if not card.weights_sha256:
+        # Without the hash nothing ties the weights to the card: refuse, so
+        # emptying the field cannot switch the check off.
+        raise ModelError(
+            f"{directory / CARD}: no weights_sha256; a fedcare model card names "
+            f"the sha256 of its {WEIGHTS} (re-export the model with fedcare)"
+        )
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own SafetensorError
+        raise ModelError(
+            f"{weights}: not a readable safetensors file ({exc})"
+        ) from None
+    if weights_hash(state) != card.weights_sha256:
         raise ModelError(
             f"{weights}: sha256 does not match {CARD}; the file was altered"
         )
-    model = create_model(card.model, **card.model_config, dp=dp)
+    try:
+        model = create_model(card.model, **card.model_config, dp=dp)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"{directory / CARD}: model_config does not build model "
+            f"{card.model}: {exc}"
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
