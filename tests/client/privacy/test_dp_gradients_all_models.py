@@ -20,6 +20,7 @@ import torch
 from client.privacy import SpendPlan, make_private
 from client.privacy.sampling import UnitBatch
 from shared_models import create_model
+from shared_models.layers import per_step_hooks
 
 MODELS = ("lstm_classifier", "lstm_regressor", "dense_autoencoder", "lstm_autoencoder")
 C = 0.05  # small, so every patient is clipped
@@ -72,14 +73,23 @@ def _reference(name, dp_model, x, y, patient):  # type: ignore[no-untyped-def]
 
 
 def _lstm_name(name: str) -> str:
-    """``lstm.cells.0.ih.weight`` -> ``lstm.weight_ih_l0`` (nn.LSTM's names)."""
-    return re.sub(r"cells\.(\d+)\.(ih|hh)\.(weight|bias)$", r"\3_\2_l\1", name)
+    """``lstm.cells.0.ih.weight`` -> ``lstm.weight_ih_l0``; the fast cell keeps
+    ``W_hh`` at ``cells.0.ih.hh``."""
+    return re.sub(r"cells\.(\d+)\.(?:ih\.)?(ih|hh)\.(weight|bias)$", r"\3_\2_l\1", name)
 
 
+@pytest.mark.parametrize("path", ["fast", "per_step_hooks"])
 @pytest.mark.parametrize("name", MODELS)
-def test_clipped_summed_patient_gradients_match_the_reference(name: str) -> None:
+def test_clipped_summed_patient_gradients_match_the_reference(
+    name: str, path: str
+) -> None:
     torch.manual_seed(0)
-    model = _deterministic(create_model(name, dp=True))
+    if path == "fast":
+        model = create_model(name, dp=True)
+    else:
+        with per_step_hooks():
+            model = create_model(name, dp=True)
+    model = _deterministic(model)
     x, y = _data(model, name, 6)
     patient = np.array([0, 0, 0, 1, 2, 2])
     weight = np.array([1 / 3] * 3 + [1.0] + [0.5] * 2)
@@ -97,4 +107,35 @@ def test_clipped_summed_patient_gradients_match_the_reference(name: str) -> None
         g = got[key]
         scale = float(e.norm()) + 1e-12
         assert float((g - e).norm()) / scale < 1e-4
+    dp_model._close()
+
+
+def test_the_fast_cells_keep_nothing_outside_opacus() -> None:
+    """Plain training of a ``dp=True`` model saves no hidden states, grads exact."""
+    torch.manual_seed(0)
+    model = create_model("lstm_classifier", dp=True)
+    plain = create_model("lstm_classifier", dp=False)
+    plain.load_state_dict(model.state_dict())
+    x, y = _data(model, "lstm_classifier", 6)
+    model.loss(x, y).backward()
+    plain.loss(x, y).backward()
+    assert all(not c.ih.recurrent_input for c in model.lstm.cells)
+    grads = {_lstm_name(n): p.grad for n, p in model.named_parameters()}
+    for n, p in plain.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_fast_path_runs_on_cuda() -> None:
+    torch.manual_seed(0)
+    model = _deterministic(create_model("lstm_classifier", dp=True)).cuda()
+    x, y = _data(model, "lstm_classifier", 6)
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    plan = SpendPlan("run", 1.0, 0.5, 10, C, 1.0)
+    dp_model, dp_opt = make_private(model, sgd, plan, n_units=6, randomness=ZeroNoise())
+    model.loss(x.cuda(), y.cuda()).backward()
+    rows = np.arange(6)
+    dp_opt.set_batch(UnitBatch(rows, rows, np.ones(6), 6), torch.device("cuda"))
+    dp_opt.pre_step()
+    assert all(p.summed_grad.is_cuda for p in dp_opt.params)
     dp_model._close()
