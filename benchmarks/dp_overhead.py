@@ -4,8 +4,11 @@ For every registered model this trains batch-64 Adam steps on the same
 synthetic batches (the model's default shape) with
 
 * ``plain``: ``dp=False`` (``nn.LSTM``), no Opacus;
-* ``hooks`` / ``functorch``: ``dp=True`` (``LinearLSTM``) made private by
-  ``client.privacy.make_private``, the code a hospital runs (fedcare: hooks);
+* ``fast``: ``dp=True`` (``LinearLSTM`` with ``SequenceGates`` cells: one
+  per-sample-gradient einsum per weight per sequence) made private by
+  ``client.privacy.make_private``, the code a hospital runs;
+* ``hooks`` / ``functorch``: the older per-time-step cells
+  (``shared_models.layers.per_step_hooks``), Opacus hooks once per step;
 * ``ghost``: Opacus' ghost clipping. ``client.privacy`` does not expose the
   wrapped criterion it needs, so this mode calls ``opacus.PrivacyEngine``
   directly, with a per-sample version of the model's ``.loss``.
@@ -27,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 MODELS = ("lstm_classifier", "lstm_regressor", "dense_autoencoder", "lstm_autoencoder")
-DP_MODES = ("hooks", "functorch", "ghost")
-FEDCARE_MODE = "hooks"  # what client.privacy.make_private defaults to
+DP_MODES = ("hooks", "fast", "functorch", "ghost")
+FEDCARE_MODE = "fast"  # what make_lstm(dp=True) + client.privacy.make_private do
 SCHEMA = "fedcare.benchmarks.dp_overhead/1"
 
 

@@ -8,6 +8,7 @@ configuration makes ``ru_maxrss`` (process-wide and monotone) its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -103,7 +104,7 @@ def _make_private(cfg: dict[str, Any], model: Any, opt: Any, x: Any, y: Any) -> 
             criterion=_Criterion(cfg["model"], model),
         )
         return dp_opt, criterion
-    if cfg["mode"] != "hooks":
+    if cfg["mode"] not in ("hooks", "fast"):
         raise NotImplementedError(
             f"fedcare's engine computes per-sample gradients with Opacus' hooks; "
             f"mode {cfg['mode']!r} is not wired into client/privacy"
@@ -142,12 +143,17 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from shared_models import create_model
+    from shared_models.layers import per_step_hooks
 
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(cfg["seed"])
     device = torch.device(cfg["device"])
     kwargs = {} if cfg["frame"] is None else {"frame": cfg["frame"]}
-    model = create_model(cfg["model"], dp=cfg["mode"] != "plain", **kwargs).to(device)
+    with contextlib.ExitStack() as stack:
+        if cfg["mode"] not in ("plain", "fast"):  # the per-time-step hook cells
+            stack.enter_context(per_step_hooks())
+        model = create_model(cfg["model"], dp=cfg["mode"] != "plain", **kwargs)
+    model = model.to(device)
     n_batches = 4
     x, y = _data(model, cfg["model"], cfg["batch"] * n_batches, cfg["seed"])
     x, y = x.to(device), None if y is None else y.to(device)

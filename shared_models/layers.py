@@ -17,17 +17,36 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
 _LINEAR_KEY = re.compile(
-    r"^(?P<prefix>.*)cells\.(?P<layer>\d+)\.(?P<kind>ih|hh)\.(?P<p>weight|bias)$"
+    r"^(?P<prefix>.*)cells\.(?P<layer>\d+)\.(?:ih\.)?(?P<kind>ih|hh)\.(?P<p>weight|bias)$"
 )
 _LSTM_KEY = re.compile(
     r"^(?P<prefix>.*)(?P<p>weight|bias)_(?P<kind>ih|hh)_l(?P<layer>\d+)$"
 )
+
+
+# make_lstm(dp=True) builds the fast SequenceGates cells unless this is False
+# (per_step_hooks(): the old per-time-step Opacus hooks, kept as a reference
+# and for the benchmark's side-by-side run).
+_FAST_DEFAULT = True
+
+
+@contextmanager
+def per_step_hooks() -> Iterator[None]:
+    """Within this block, ``make_lstm(dp=True)`` builds the per-step-hook cells."""
+    global _FAST_DEFAULT
+    previous, _FAST_DEFAULT = _FAST_DEFAULT, False
+    try:
+        yield
+    finally:
+        _FAST_DEFAULT = previous
 
 
 class _Cell(nn.Module):
@@ -35,6 +54,33 @@ class _Cell(nn.Module):
         super().__init__()
         self.ih = nn.Linear(input_size, 4 * hidden_size)
         self.hh = nn.Linear(hidden_size, 4 * hidden_size)
+
+
+class SequenceGates(nn.Linear):
+    """Gate inputs of a whole sequence; owns ``W_ih`` and (as ``hh``) ``W_hh``.
+
+    ``forward(x (B, T, F))`` is ``x W_ih^T + b_ih`` (one matmul for all steps).
+    The recurrence adds ``h_{t-1} W_hh^T + b_hh`` to step ``t``, so the gradient
+    of the loss w.r.t. this output is the gate gradient of every step, and the
+    per-sample gradient of ``W_hh`` is one einsum of it with the saved
+    ``h_{t-1}`` (``recurrent_input``). client.privacy registers that grad
+    sampler for this type; the hidden states are saved only in training mode.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, 4 * hidden_size)
+        self.hh = nn.Linear(hidden_size, 4 * hidden_size)
+        self.recurrent_input: list[torch.Tensor] = []
+
+
+class _FastCell(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.ih = SequenceGates(input_size, hidden_size)
+
+    @property
+    def hh(self) -> nn.Linear:
+        return self.ih.hh
 
 
 class LinearLSTM(nn.Module):
@@ -46,19 +92,22 @@ class LinearLSTM(nn.Module):
         hidden_size: int,
         num_layers: int = 1,
         dropout: float = 0.0,
+        fast: bool = False,
     ) -> None:
         super().__init__()
+        self.fast = fast
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
+        cell = _FastCell if fast else _Cell
         self.cells = nn.ModuleList(
-            _Cell(input_size if k == 0 else hidden_size, hidden_size)
+            cell(input_size if k == 0 else hidden_size, hidden_size)
             for k in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)
         self.reset_parameters()
         self._register_state_dict_hook(_to_lstm_names)
-        self._register_load_state_dict_pre_hook(_from_lstm_names)
+        self._register_load_state_dict_pre_hook(_from_lstm_names, with_module=True)
 
     def reset_parameters(self) -> None:
         """Uniform(-1/sqrt(H), 1/sqrt(H)), the same initialisation as nn.LSTM."""
@@ -80,12 +129,22 @@ class LinearLSTM(nn.Module):
             h = x.new_zeros(batch, self.hidden_size)
             c = x.new_zeros(batch, self.hidden_size)
             outputs = []
+            weight, bias = cell.hh.weight, cell.hh.bias
             for t in range(steps):
-                gates = projected[:, t] + cell.hh(h)
+                if self.fast:  # W_hh's per-sample gradient: see SequenceGates
+                    gates = projected[:, t] + nn.functional.linear(h, weight, bias)
+                else:
+                    gates = projected[:, t] + cell.hh(h)
                 i, f, g, o = gates.chunk(4, dim=1)
                 c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)
                 outputs.append(h)
+            # Saved only when Opacus captured this call (its forward hook keeps
+            # one activation per call), so plain training never accumulates.
+            captured = len(getattr(cell.ih, "activations", ()))
+            if self.fast and captured > len(cell.ih.recurrent_input):
+                previous = torch.stack([h.new_zeros(h.shape), *outputs[:-1]], dim=1)
+                cell.ih.recurrent_input.append(previous.detach())
             layer_input = torch.stack(outputs, dim=1)
             h_last.append(h)
             c_last.append(c)
@@ -106,23 +165,35 @@ def _to_lstm_names(
     return state
 
 
-def _from_lstm_names(state: dict[str, Any], prefix: str, *args: Any) -> None:
+def _from_lstm_names(
+    module: nn.Module, state: dict[str, Any], prefix: str, *args: Any
+) -> None:
+    fast = getattr(module, "fast", False)
     for key in list(state):
         match = _LSTM_KEY.match(key)
         if match and match["prefix"] == prefix:
-            new = f"{prefix}cells.{match['layer']}.{match['kind']}.{match['p']}"
+            kind = "ih.hh" if fast and match["kind"] == "hh" else match["kind"]
+            new = f"{prefix}cells.{match['layer']}.{kind}.{match['p']}"
             state[new] = state.pop(key)
 
 
 def make_lstm(
-    input_size: int, hidden_size: int, num_layers: int, dropout: float, dp: bool
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    dp: bool,
+    fast: bool | None = None,
 ) -> nn.Module:
     """The DP-compatible ``LinearLSTM`` when ``dp``, else the fast ``nn.LSTM``.
 
-    Both have the same parameter names and compute the same function.
+    Both have the same parameter names and compute the same function. ``fast``
+    (default: True outside :func:`per_step_hooks`) picks ``SequenceGates``
+    cells, whose per-sample gradients are one einsum per weight per sequence.
     """
     if dp:
-        return LinearLSTM(input_size, hidden_size, num_layers, dropout)
+        fast = _FAST_DEFAULT if fast is None else fast
+        return LinearLSTM(input_size, hidden_size, num_layers, dropout, fast)
     return nn.LSTM(
         input_size, hidden_size, num_layers, batch_first=True, dropout=dropout
     )

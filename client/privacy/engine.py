@@ -28,6 +28,7 @@ from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processe
 from opacus.validators import ModuleValidator
 from torch import nn
 
+from client.privacy import grad_samplers as _grad_samplers  # noqa: F401 (registers)
 from client.privacy.budget import SpendPlan
 from client.privacy.ledger import PrivacyLedger
 from client.privacy.randomness import SECURE, Randomness
