@@ -119,14 +119,46 @@ def prepare_out(opts: SimulationOptions) -> None:
     opts.out.mkdir(parents=True, exist_ok=True)
 
 
+def check_budgets(opts: SimulationOptions, dirs: list[Path]) -> None:
+    """Refuse, before the first round, a run that a hospital's existing ledger
+    cannot pay for (its remaining epsilon is below the run's spend): in a
+    simulation the researcher holds every ledger, so this is checked here
+    rather than discovered as a declined round."""
+    from client.privacy import PrivacyLedger
+
+    short = []
+    for d in dirs:
+        path = ledger_path(opts, d)
+        if not path.exists():
+            continue
+        remaining = PrivacyLedger.open(path, None).remaining_epsilon
+        if remaining < opts.run.run_epsilon:
+            short.append(f"{d.name} ({remaining:.3g} left in {path})")
+    if short:
+        raise ConfigError(
+            f"--run-epsilon {opts.run.run_epsilon:g} exceeds what these "
+            f"hospitals have left: {', '.join(short)}; lower --run-epsilon or "
+            "use fresh ledgers"
+        )
+
+
 def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
     """Run everything; returns the summary (also written to ``summary.json``)."""
     from simulation.engine import run_simulated
 
     opts = replace(opts, run=opts.run.resolved())
+    if opts.run.dp and opts.run.run_epsilon > opts.epsilon:
+        # Refused before anything is written or trained: every hospital would
+        # decline every round, and the "federated" model would be untrained.
+        raise ConfigError(
+            f"--run-epsilon {opts.run.run_epsilon:g} exceeds each hospital's "
+            f"budget --epsilon {opts.epsilon:g}; ask for at most the budget"
+        )
     prepare_out(opts)
     timings: dict[str, float] = {}
     dirs = hospital_dirs(opts, timings)
+    if opts.run.dp:
+        check_budgets(opts, dirs)
     nodes = [
         {
             "hospital-id": d.name,

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from client.privacy import PrivacyBudget, PrivacyLedger
+from shared_models.errors import ConfigError
+from shared_models.run_config import RunConfig
 from simulation.cli.main import app
+from simulation.runner import SimulationOptions, check_budgets
 
 
 def test_out_under_a_regular_file_exits_2(tmp_path: Path) -> None:
@@ -18,3 +23,42 @@ def test_out_under_a_regular_file_exits_2(tmp_path: Path) -> None:
     assert "is a file, not a folder" in result.output
     assert "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_run_epsilon_above_the_budget_exits_2_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "s"
+    result = CliRunner().invoke(
+        app, ["simulate", "--out", str(out), "--epsilon", "8", "--run-epsilon", "100"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--run-epsilon 100 exceeds each hospital's budget --epsilon 8" in (
+        result.output
+    )
+    assert not out.exists()
+
+
+def test_run_epsilon_above_an_existing_ledgers_remaining_exits_2(
+    tmp_path: Path,
+) -> None:
+    ledgers = tmp_path / "ledgers"
+    hospital = tmp_path / "hospital_01"
+    hospital.mkdir()
+    ledger = PrivacyLedger.open(ledgers / "hospital_01.jsonl", PrivacyBudget(3.0, 1e-5))
+    plan = ledger.plan("earlier", 0.5, 4, 1.0, run_epsilon=2.5)
+    ledger.settle(ledger.reserve(plan, 4), 4)
+    left = ledger.remaining_epsilon
+    assert 0 < left < 1.0
+
+    def opts(run_epsilon: float) -> SimulationOptions:
+        return SimulationOptions(
+            out=tmp_path / "run",
+            run=RunConfig(run_epsilon=run_epsilon),
+            epsilon=3.0,
+            ledger_dir=ledgers,
+        )
+
+    with pytest.raises(ConfigError, match=rf"hospital_01 \({left:.3g} left"):
+        check_budgets(opts(1.0), [hospital])
+    check_budgets(opts(left * 0.99), [hospital])
