@@ -15,7 +15,7 @@ from client.privacy.sampling import guarantee_text
 from client.tasks import Arrays, Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, seed_everything, train
 from shared_models import create_model, get_spec
-from shared_models.errors import ConfigError
+from shared_models.errors import ConfigError, DataError
 from shared_models.export import ModelCard, load_model_dir, save_model_dir
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def train_local(
     seed_everything(config.seed)  # the initial weights, too, follow the seed
     model = build_model(task, prepared, dp=private is not None)
     fit = task.fit_arrays(prepared)
+    _check_classes_present(task, fit.y, data)
     config = TrainConfig(**{**asdict(config), "loss_kwargs": task.loss_kwargs()})
     training = train(model, fit.x, fit.y, config, private, groups=fit.groups)
     threshold = task.calibrate(model, prepared)
@@ -198,3 +199,21 @@ def calibrate_dir(
         }
         result["model_dir"] = str(save_model_dir(out, model, calibrated))
     return result
+
+
+def _check_classes_present(task: Any, labels: Any, data: Path) -> None:
+    """A classifier trained on one class learns nothing worth its epsilon:
+    refuse it before the first noisy step (and before the ledger is touched)."""
+    if task.kind not in ("binary", "multiclass"):
+        return
+    import numpy as np
+
+    present = np.unique(np.asarray(labels))
+    if present.size < 2:
+        names = task.classes or []
+        seen = [names[int(v)] if int(v) < len(names) else str(v) for v in present]
+        raise DataError(
+            f"{data}: the training split of task {task.name} holds only class "
+            f"{seen or 'none'}; a classifier needs examples of every class "
+            f"({', '.join(names) or 'at least 2'}) - nothing was trained or spent"
+        )

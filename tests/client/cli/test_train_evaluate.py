@@ -235,3 +235,20 @@ def test_evaluate_refuses_a_directory_that_is_not_a_model(
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "is not a fedcare model directory" in result.output
+
+
+def test_training_data_without_a_positive_class_exits_2_and_spends_nothing(
+    tiny_hospitals: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(tiny_hospitals[0] / "vitals" / "vitals.parquet")
+    frame["deterioration"] = 0
+    data = tmp_path / "vitals.parquet"
+    frame.to_parquet(data)
+    result = _train(data, tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "holds only class" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "ledger.jsonl").exists()
+    assert not (tmp_path / "model").exists()
