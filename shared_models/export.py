@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -64,7 +65,48 @@ class ModelCard:
         missing = {"model", "model_config", "task", "input_spec"} - set(data)
         if missing:
             raise ModelError(f"{source}: card lacks required keys {sorted(missing)}")
+        _check_card_types(data, source)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_CARD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "task": (str,),
+    "model_config": (dict,),
+    "input_spec": (dict,),
+    "normalisation": (dict,),
+    "metrics": (dict,),
+    "weights_sha256": (str,),
+}
+
+
+def _check_card_types(data: dict[str, Any], source: Path) -> None:
+    """Each field of a card has the type fedcare writes, and the threshold is
+    a finite number: a card edited by hand is refused, not half-used."""
+    for key, types in _CARD_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            raise ModelError(
+                f"{source}: field {key!r} is {type(data[key]).__name__}, "
+                f"expected {' or '.join(t.__name__ for t in types)}"
+            )
+    threshold = data.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not math.isfinite(threshold)
+    ):
+        raise ModelError(
+            f"{source}: field 'threshold' is {threshold!r}, expected a finite "
+            "number or null (re-run fedcare calibrate)"
+        )
+    classes = data.get("classes")
+    if classes is not None and not (
+        isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+    ):
+        raise ModelError(
+            f"{source}: field 'classes' is {classes!r}, expected a list of "
+            "class names or null"
+        )
 
 
 def state_dict_of(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -116,6 +158,8 @@ def read_card(path: str | os.PathLike[str]) -> ModelCard:
         data = json.loads(card_path.read_text())
     except json.JSONDecodeError as exc:
         raise ModelError(f"{card_path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{card_path}: expected a JSON object (a model card)")
     return ModelCard.from_dict(data, card_path)
 
 
@@ -150,8 +194,7 @@ def load_model_dir(
         model = create_model(card.model, **card.model_config, dp=dp)
     except (TypeError, ValueError) as exc:
         raise ModelError(
-            f"{directory / CARD}: model_config does not build model "
-            f"{card.model}: {exc}"
+            f"{directory / CARD}: model_config does not build model {card.model}: {exc}"
         ) from None
     try:
         model.load_state_dict(state)

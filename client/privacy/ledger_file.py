@@ -100,12 +100,19 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _not_a_number(name: str) -> float:
+    """``json.loads`` hook for NaN / Infinity, which no ledger record may hold."""
+    raise ValueError(f"the non-finite number {name}")
+
+
 def _parse_line(path: Path, number: int, line: bytes) -> dict[str, Any]:
     where = f"Privacy ledger {path} line {number}"
     try:
-        record = json.loads(line.decode("utf-8"))
+        record = json.loads(line.decode("utf-8"), parse_constant=_not_a_number)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LedgerError(f"{where}: not valid JSON ({exc}). {_FIX}") from None
+    except ValueError as exc:
+        raise LedgerError(f"{where}: {exc}; fedcare never writes it. {_FIX}") from None
     if not isinstance(record, dict):
         raise LedgerError(f"{where}: expected a JSON object. {_FIX}")
     return record

@@ -62,6 +62,23 @@ DAMAGE = {
         _card(lambda c: c.__setitem__("weights_sha256", "")),
         "weights_sha256",
     ),
+    "card is a JSON list": (
+        lambda d: (d / "card.json").write_text("[[1], 2]"),
+        "expected a JSON object",
+    ),
+    "threshold NaN": (
+        _card(lambda c: c.__setitem__("threshold", float("nan"))),
+        "threshold",
+    ),
+    "threshold a string": (
+        _card(lambda c: c.__setitem__("threshold", "0.5")),
+        "threshold",
+    ),
+    "classes a number": (_card(lambda c: c.__setitem__("classes", 5)), "classes"),
+    "model_config a list": (
+        _card(lambda c: c.__setitem__("model_config", [1])),
+        "model_config",
+    ),
     "model_config of the wrong type": (
         _card(lambda c: c["model_config"].__setitem__("bogus_key", 1)),
         "model_config",

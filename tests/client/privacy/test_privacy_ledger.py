@@ -531,3 +531,16 @@ def test_budget_is_never_exceeded(
                 ledger.settle(rid, int(steps * share))
             ledger = PrivacyLedger(path)  # as a new process would
         assert ledger.spent_epsilon <= budget.epsilon * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_number_is_a_ledger_error_naming_the_line(
+    path: Path, constant: str
+) -> None:
+    _spent_ledger(path)
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"steps":100', f'"steps":{constant}', 1)
+    assert constant in lines[2]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LedgerError, match=rf"line 3: the non-finite number {constant}"):
+        PrivacyLedger.open(path, None)
