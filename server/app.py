@@ -61,7 +61,8 @@ def run_federation(
 def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
     saved = checkpoint.load_latest(run_dir) if run.resume else None
     if run.resume and saved is None:
-        log.warning("--resume: no checkpoint in %s; starting from round 1", run_dir)
+        _refuse_resume_without_checkpoint(run_dir)
+        log.warning("--resume: %s holds no run yet; starting from round 1", run_dir)
     if saved is None:
         if (run_dir / "checkpoints").exists() and not run.resume:
             from shared_models.errors import ConfigError
@@ -85,8 +86,8 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         )
         state = FederatedRun(run, run_dir, name, card)
     else:
-        meta = json.loads((run_dir / "run.json").read_text())
-        _check_same_training(run, meta.get("run_config", {}), run_dir)
+        meta = _read_run_json(run_dir)
+        _check_same_training(run, meta["run_config"], run_dir)
         name = meta["run_name"]
         history = RunHistory.load(run_dir, name, saved.round)
         state = FederatedRun(
@@ -97,6 +98,47 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         log.info("resuming run %s after round %d", name, saved.round)
     state.set_initial(weights)
     return state
+
+
+def _refuse_resume_without_checkpoint(run_dir: Path) -> None:
+    """A folder that holds a started run (its ``run.json`` or audit records)
+    but no checkpoint cannot be continued: starting again from round 1 there
+    would append a second run to its audit log and charge the hospitals twice."""
+    started = [
+        name
+        for name in ("run.json", "audit.jsonl")
+        if (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
+    ]
+    if started:
+        raise ConfigError(
+            f"{run_dir}: cannot resume: it holds a run ({', '.join(started)}) but "
+            f"no complete checkpoint in {run_dir / 'checkpoints'} (missing or "
+            "emptied); nothing was trained. Restore the checkpoints, or start a "
+            "new run in another folder"
+        )
+
+
+def _read_run_json(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run being resumed, or a ConfigError naming what is wrong."""
+    path = run_dir / "run.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found: the checkpoints have no run to belong to; cannot resume"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); cannot resume") from None
+    if not isinstance(meta, dict) or not (
+        isinstance(meta.get("run_name"), str)
+        and isinstance(meta.get("run_config"), dict)
+        and isinstance(meta.get("model_card"), dict)
+    ):
+        raise ConfigError(
+            f"{path}: expected an object with run_name (text), run_config and "
+            "model_card (objects), as fedcare writes it; cannot resume"
+        )
+    return meta
 
 
 def _check_same_training(run: RunConfig, stored: dict[str, Any], run_dir: Path) -> None:

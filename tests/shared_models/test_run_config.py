@@ -200,3 +200,40 @@ def test_secagg_shares_are_fractions_or_counts(
     )
     got = run.secagg_shares()
     assert got == flower and [type(v) for v in got] == [type(v) for v in flower]
+
+
+@pytest.mark.parametrize("started", ["run.json", "audit.jsonl"])
+def test_resume_refuses_a_started_run_without_checkpoints(
+    tmp_path: Path, started: str
+) -> None:
+    """Starting again from round 1 in such a folder would append a second run
+    to its audit log and charge every hospital twice."""
+    from server.app import _refuse_resume_without_checkpoint
+
+    _refuse_resume_without_checkpoint(tmp_path)  # an empty folder: a fresh start
+    (tmp_path / started).write_text('{"x": 1}\n')
+    with pytest.raises(
+        ConfigError, match=rf"holds a run \({started}\) but no complete"
+    ):
+        _refuse_resume_without_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not found"),
+        ("{not json", "unreadable"),
+        ("[1, 2]", "expected an object"),
+        ('{"run_name": "r", "run_config": [], "model_card": {}}', "expected an object"),
+    ],
+)
+def test_resume_refuses_a_damaged_run_json(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    from server.app import _read_run_json
+
+    if content is not None:
+        (tmp_path / "run.json").write_text(content)
+    with pytest.raises(ConfigError, match=message) as err:
+        _read_run_json(tmp_path)
+    assert "run.json" in str(err.value)
