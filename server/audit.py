@@ -340,4 +340,24 @@ def _checkpoint_problem(checkpoints: Path, record: dict[str, Any]) -> str:
             f"differs from {state_file}'s weights_sha256 "
             f"{str(state.get('weights_sha256'))[:12]}..."
         )
+    return _weights_problem(state_file.parent, record)
+
+
+def _weights_problem(directory: Path, record: dict[str, Any]) -> str:
+    """The checkpoint's weights themselves must hash to ``model_after``: a
+    state.json that matches says nothing about a weights file replaced beside it."""
+    from shared_models.errors import ModelError
+    from shared_models.export import arrays_hash, get_weights, load_model_dir
+
+    try:
+        model, _ = load_model_dir(directory)
+    except ModelError as exc:
+        return f"round {record['round']}: {exc}"
+    found = arrays_hash(get_weights(model))
+    if found != record["model_after"]:
+        return (
+            f"round {record['round']}: {directory / 'weights.safetensors'} hashes "
+            f"to {found[:12]}..., the record's model_after is "
+            f"{record['model_after'][:12]}..."
+        )
     return ""

@@ -253,3 +253,20 @@ def test_exit_codes_keep_their_meaning(run_dir: Path) -> None:
 
     folder = runner.invoke(app, ["audit", "verify", str(run_dir)])
     assert folder.exit_code == 2 and "is a folder" in folder.output
+
+
+def test_checkpoints_check_hashes_the_weights_themselves(run_dir: Path) -> None:
+    """A weights file replaced beside an untouched state.json is caught."""
+    import shutil
+
+    path = run_dir / audit.FILE_NAME
+    assert audit.verify(path, run_dir / "checkpoints").ok
+    first = run_dir / "checkpoints" / "round_0001"
+    second = run_dir / "checkpoints" / "round_0002"
+    shutil.copy(second / "weights.safetensors", first / "weights.safetensors")
+    swapped = audit.verify(path, run_dir / "checkpoints")
+    assert not swapped.ok and swapped.line == 1
+    assert "weights" in swapped.reason
+    (first / "weights.safetensors").write_bytes(b"garbage")
+    garbage = audit.verify(path, run_dir / "checkpoints")
+    assert not garbage.ok and "weights.safetensors" in garbage.reason
