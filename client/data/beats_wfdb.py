@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ def _read_record(rec: Path, lead: str) -> tuple[np.ndarray, float]:
             f"[-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}] (check the header's gain)"
         )
     fs = float(record.fs) if record.fs is not None else float("nan")
+    written = _header_fs(rec)
+    if written is not None and written != fs:
+        fs = written  # wfdb reads "-250" as 250: judge what the header says
     if not (MIN_FS <= fs <= MAX_FS):
         raise DataError(
             f"WFDB record {rec.name}.hea: sampling frequency {record.fs!r}; expected "
@@ -67,7 +71,36 @@ def _read_record(rec: Path, lead: str) -> tuple[np.ndarray, float]:
     return signal, fs
 
 
+def _header_fs(rec: Path) -> float | None:
+    """The sampling frequency as the header's record line writes it (its
+    third field, before any ``/counter`` or ``(base)``), or None if absent."""
+    try:
+        header = rec.parent / f"{rec.name}.hea"
+        lines = header.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) < 3:
+            return None
+        token = re.split(r"[/(]", fields[2], maxsplit=1)[0]
+        try:
+            return float(token)
+        except ValueError:
+            return float("nan")
+    return None
+
+
 def _read_annotations(rec: Path, extension: str) -> tuple[np.ndarray, list[str]]:
+    path = rec.parent / f"{rec.name}.{extension}"
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(
+            f"WFDB record {rec.name}: annotation file {path.name} is empty (0 "
+            "bytes); expected beat annotations (remove the record, or restore "
+            "its annotations)"
+        )
     try:
         ann = wfdb.rdann(str(rec), extension)
     except FileNotFoundError:
@@ -80,7 +113,16 @@ def _read_annotations(rec: Path, extension: str) -> tuple[np.ndarray, list[str]]
             f"WFDB record {rec.name}: annotation file {rec.name}.{extension} could "
             f"not be read ({type(exc).__name__}: {exc})"
         ) from None
-    return np.asarray(ann.sample, dtype=np.int64), list(ann.symbol)
+    samples = np.asarray(ann.sample, dtype=np.int64)
+    back = np.flatnonzero(np.diff(samples) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise DataError(
+            f"WFDB record {rec.name}: annotation {i + 1} of {path.name} is at sample "
+            f"{samples[i]}, before annotation {i} (sample {samples[i - 1]}); "
+            "expected annotations in time order"
+        )
+    return samples, list(ann.symbol)
 
 
 def cut_beats(

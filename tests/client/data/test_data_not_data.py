@@ -71,13 +71,43 @@ def test_beats_csv_sample(tmp_path: Path, value: str) -> None:
         load_beats(path)
 
 
-def test_wfdb_sampling_frequency_zero(ecg_dir: Path) -> None:
+@pytest.mark.parametrize("fs", ["0", "-250", "-250(0)", "nan", "1e9"])
+def test_wfdb_impossible_sampling_frequency(ecg_dir: Path, fs: str) -> None:
+    """wfdb itself reads "-250" as 250: the header's own text is judged."""
     header = next(ecg_dir.glob("*.hea"))
     first, *rest = header.read_text().splitlines()
     parts = first.split()
-    parts[2] = "0"  # record name, signals, sampling frequency, samples
+    parts[2] = fs  # record name, signals, sampling frequency, samples
     header.write_text("\n".join([" ".join(parts), *rest]) + "\n")
     with pytest.raises(DataError, match=r"\.hea: sampling frequency.*within \[50"):
+        load_beats(ecg_dir)
+
+
+def test_wfdb_empty_annotation_file(ecg_dir: Path) -> None:
+    atr = next(ecg_dir.glob("*.atr"))
+    atr.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"{atr.name} is empty \(0 bytes\)"):
+        load_beats(ecg_dir)
+
+
+def test_wfdb_annotations_going_backwards(ecg_dir: Path) -> None:
+    """wfdb's writer refuses them, but a file can hold them: a SKIP code with a
+    negative interval (MIT format: 6-bit code, 10-bit interval per word; SKIP
+    carries a 32-bit interval, high word first)."""
+    import struct
+
+    def word(code: int, interval: int) -> bytes:
+        return struct.pack("<H", (code << 10) | (interval & 0x3FF))
+
+    back = -50 & 0xFFFFFFFF
+    atr = next(ecg_dir.glob("*.atr"))
+    atr.write_bytes(
+        word(1, 300) + word(59, 0) + struct.pack("<HH", back >> 16, back & 0xFFFF)
+        + word(1, 0) + word(1, 400) + b"\x00\x00"
+    )  # fmt: skip
+    with pytest.raises(
+        DataError, match=r"annotation 2 of .*\.atr is at sample 250, before annotation"
+    ):
         load_beats(ecg_dir)
 
 
