@@ -134,8 +134,9 @@ def load_beats_csv(path: Path, *, beat_length: int = 90) -> BeatSet:
         )
     samples = _sample_matrix(frame[sample_cols], file)
     ids = frame["patient_id"]
-    if ids.isna().any():
-        row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2
+    empty = ids.isna() | (ids.astype(str).str.strip() == "")
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0]) + 2
         raise DataError(f"{file} row {row}, column 'patient_id': the id is empty")
     labels = [_csv_label(v, i + 2, file) for i, v in enumerate(frame["label"])]
     k = samples.shape[1]

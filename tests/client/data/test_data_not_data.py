@@ -137,3 +137,12 @@ def test_train_on_not_data_exits_2_before_any_budget_is_spent(tmp_path: Path) ->
     assert "row 4, column 'heart_rate'" in result.output
     assert "Traceback" not in result.output
     assert not ledger.exists() and not (tmp_path / "model").exists()
+
+
+def test_beats_csv_whitespace_patient_id(tmp_path: Path) -> None:
+    wave = ",".join(["0.1"] * 8)
+    header = "patient_id,label," + ",".join(f"s{i}" for i in range(8))
+    path = tmp_path / "beats.csv"
+    path.write_text(f"{header}\na,N,{wave}\n   ,V,{wave}\n")
+    with pytest.raises(DataError, match=r"beats.csv row 3, column 'patient_id'"):
+        load_beats(path)
