@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fedcare_data_builders import vitals_frame, write_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -102,34 +103,26 @@ def _signals_csv() -> str:
     return "\n".join(["timestamp,abp,is_anomaly", *rows]) + "\n"
 
 
+CSV_READERS: dict[str, tuple[Callable[[], str], Callable[[Path], object]]] = {
+    "beats.csv": (_beats_csv, load_beats),
+    "s001.csv": (_signals_csv, load_signals),
+    "vitals.csv": (
+        lambda: vitals_frame().to_csv(index=False),
+        lambda path: load_vitals(path, hours=6),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CSV_READERS))
 @SETTINGS
-@given(st.data())
-def test_beats_csv(data: st.DataObject) -> None:
-    text = _damage(_beats_csv(), data.draw)
+@given(data=st.data())
+def test_csv_reader(name: str, data: st.DataObject) -> None:
+    valid, load = CSV_READERS[name]
+    text = _damage(valid(), data.draw)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "beats.csv"
+        path = Path(tmp) / name
         path.write_text(text, errors="surrogatepass")
-        _check(lambda: load_beats(path), "beats.csv")
-
-
-@SETTINGS
-@given(st.data())
-def test_signals_csv(data: st.DataObject) -> None:
-    text = _damage(_signals_csv(), data.draw)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s001.csv"
-        path.write_text(text, errors="surrogatepass")
-        _check(lambda: load_signals(path), "s001.csv")
-
-
-@SETTINGS
-@given(st.data())
-def test_vitals_csv(data: st.DataObject) -> None:
-    text = _damage(vitals_frame().to_csv(index=False), data.draw)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "vitals.csv"
-        path.write_text(text, errors="surrogatepass")
-        _check(lambda: load_vitals(path, hours=6), "vitals.csv")
+        _check(lambda: load(path), name)
 
 
 _WFDB = Path(tempfile.mkdtemp(prefix="fedcare-wfdb-"))
