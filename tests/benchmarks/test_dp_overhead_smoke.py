@@ -13,7 +13,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "dp_overhead.py"
 def test_tiny_run_writes_consistent_json(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     cmd = [
-        sys.executable, str(SCRIPT), "--models", "lstm_classifier", "--modes", "hooks",
+        sys.executable, str(SCRIPT), "--models", "lstm_classifier", "--modes", "hooks", "fast",
         "--steps", "2", "--warmup", "1", "--no-frame-study", "--device", "cpu",
         "--out", str(out),
     ]  # fmt: skip
@@ -24,22 +24,26 @@ def test_tiny_run_writes_consistent_json(tmp_path: Path) -> None:
     result = json.loads(proc.stdout)
     assert json.loads(out.read_text()) == result
     assert result["schema"] == "fedcare.benchmarks.dp_overhead/1"
-    assert result["fedcare_mode"] == "hooks"
+    assert result["fedcare_mode"] == "fast"  # the default private step
     assert result["machine"]["device"] == "cpu"
     assert result["machine"]["torch_threads"] == 1
     assert {"torch", "opacus", "cpu_count"} <= result["machine"].keys()
     rows = {row["mode"]: row for row in result["rows"]}
-    assert rows.keys() == {"plain", "hooks"}
+    assert rows.keys() == {"plain", "hooks", "fast"}
     for row in rows.values():
         assert row["status"] == "ok", row
         assert row["model"] == "lstm_classifier"
         for key in ("samples_per_s", "step_ms_median", "peak_rss_mb", "params"):
             assert row[key] > 0, (key, row)
         assert row["train_rss_delta_mb"] >= 0
-    assert rows["hooks"]["slowdown_vs_plain"] > 0
-    assert rows["hooks"]["peak_rss_ratio_vs_plain"] > 0
-    assert rows["plain"]["params"] == rows["hooks"]["params"]
-    assert result["fastest_dp_mode"]["lstm_classifier"]["mode"] == "hooks"
+    for mode in ("hooks", "fast"):
+        assert rows[mode]["slowdown_vs_plain"] > 0
+        assert rows[mode]["peak_rss_ratio_vs_plain"] > 0
+    assert rows["plain"]["params"] == rows["hooks"]["params"] == rows["fast"]["params"]
+    # which mode is fastest is a timing (the benchmark's claim, not this test's):
+    # only that the summary names the measured mode with the most samples/s
+    fastest = max(("hooks", "fast"), key=lambda m: rows[m]["samples_per_s"])
+    assert result["fastest_dp_mode"]["lstm_classifier"]["mode"] == fastest
 
 
 def test_markdown_from_saved_result_lists_unsupported_modes(tmp_path: Path) -> None:
