@@ -13,8 +13,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "dp_overhead.py"
 def test_tiny_run_writes_consistent_json(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     cmd = [
-        sys.executable, str(SCRIPT), "--models", "lstm_classifier", "--modes", "hooks", "fast",
-        "--steps", "2", "--warmup", "1", "--no-frame-study", "--device", "cpu",
+        sys.executable, str(SCRIPT), "--models", "lstm_classifier",
+        "--modes", "hooks", "fast", "--steps", "2", "--warmup", "1",
+        "--no-frame-study", "--device", "cpu",
         "--out", str(out),
     ]  # fmt: skip
 
