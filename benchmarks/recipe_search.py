@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             eta=args.server_lr,
             eta_l=args.local_lr,
             tau=args.tau,
+            beta_1=args.beta1,
             beta_2=args.beta2,
             **common,
         )
@@ -73,7 +74,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for i in range(len(dirs))
     ]
     history = []
+    averages = Averages(args.ema, args.tail)
     for rnd in range(1, args.rounds + 1):
+        if args.strategy == "fedadam":
+            strategy.eta = args.server_lr * lr_factor(args.lr_schedule, rnd)
         results = []
         for i, prep in enumerate(preps):
             fit = task.fit_arrays(prep)
@@ -113,20 +117,65 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             results.append((None, res))
         params, _ = strategy.aggregate_fit(rnd, results, [])
         weights = to_arrays(params)
-        model = build(False)
-        set_weights(model, weights)
-        judged = [scores_and_labels(task, model, p.test) for p in preps]
-        scores = np.concatenate([s for s, _ in judged])
-        ys = np.concatenate([y for _, y in judged])
+        averages.add(weights)
+
+        def judge(w: list) -> tuple[float, list[float]]:
+            model = build(False)
+            set_weights(model, w)
+            judged = [scores_and_labels(task, model, p.test) for p in preps]
+            scores = np.concatenate([s for s, _ in judged])
+            ys = np.concatenate([y for _, y in judged])
+            per = [round(float(roc_auc_score(y, s)), 3) for s, y in judged]
+            return float(roc_auc_score(ys, scores)), per
+
+        pooled, per = judge(weights)
         row = {
             "round": rnd,
-            "pooled_auroc": float(roc_auc_score(ys, scores)),
-            "hospitals": [round(float(roc_auc_score(y, s)), 3) for s, y in judged],
+            "pooled_auroc": pooled,
+            "hospitals": per,
             "epsilon_spent": ledgers[0].spent_epsilon,
         }
+        for name, avg in averages.models().items():
+            row[f"pooled_{name}"], row[f"hospitals_{name}"] = judge(avg)
         history.append(row)
         print(json.dumps(row), flush=True)
     return history
+
+
+def lr_factor(schedule: str, rnd: int) -> float:
+    """The server learning rate's factor in round ``rnd`` (1-based)."""
+    if schedule == "sqrt":
+        return float(rnd) ** -0.5
+    if schedule == "step":  # halve every 3 rounds
+        return 0.5 ** ((rnd - 1) // 3)
+    if schedule == "linear":  # to 0.1 at the last round of 10
+        return max(0.1, 1.0 - 0.1 * (rnd - 1))
+    return 1.0
+
+
+class Averages:
+    """Post-processing of the released global models: EMAs and tail means."""
+
+    def __init__(self, emas: list[float], tails: list[int]) -> None:
+        self.emas = {beta: None for beta in emas}
+        self.tails = tails
+        self.seen: list[list] = []
+
+    def add(self, weights: list) -> None:
+        self.seen.append([w.copy() for w in weights])
+        for beta, avg in self.emas.items():
+            self.emas[beta] = (
+                [w.copy() for w in weights]
+                if avg is None
+                else [beta * a + (1 - beta) * w for a, w in zip(avg, weights)]
+            )
+
+    def models(self) -> dict[str, list]:
+        out = {f"ema{beta}": avg for beta, avg in self.emas.items()}
+        for k in self.tails:
+            last = self.seen[-k:]
+            out[f"tail{k}"] = [sum(ws) / len(last) for ws in zip(*last)]
+        return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,22 +194,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", type=float, default=0.3)
     parser.add_argument("--tau", type=float, default=1e-6, help="FedAdam's epsilon")
     parser.add_argument("--beta2", type=float, default=0.99, help="FedAdam's beta_2")
+    parser.add_argument("--beta1", type=float, default=0.9, help="FedAdam's beta_1")
+    parser.add_argument(
+        "--lr-schedule",
+        default="const",
+        choices=("const", "sqrt", "step", "linear"),
+        help="server lr schedule over rounds",
+    )
+    parser.add_argument(
+        "--ema", type=float, nargs="*", default=[], help="EMA betas to evaluate"
+    )
+    parser.add_argument(
+        "--tail", type=int, nargs="*", default=[], help="last-k averages to evaluate"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs (noise draws; the DP noise is secret, so each run differs)",
+    )
     parser.add_argument("--epsilon", type=float, default=2.0)
     parser.add_argument("--unit", default="patient")
     parser.add_argument("--no-dp", action="store_true")
     parser.add_argument("--model", default="", help='JSON, e.g. {"hidden_size": 32}')
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    import numpy as np
+
+    finals: dict[str, list[float]] = {}
     start = time.monotonic()
-    history = run(args)
-    print(
-        json.dumps(
-            {
-                "final_pooled_auroc": history[-1]["pooled_auroc"],
-                "seconds": round(time.monotonic() - start, 1),
-            }
-        )
-    )
+    for _ in range(args.repeat):
+        last = run(args)[-1]
+        for key, value in last.items():
+            if key.startswith("pooled"):
+                finals.setdefault(key, []).append(round(value, 4))
+        print(json.dumps({"final": {k: v[-1] for k, v in finals.items()}}))
+    summary = {
+        key: {"runs": v, "mean": round(float(np.mean(v)), 4),
+              "sd": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4)}
+        for key, v in finals.items()
+    }
+    summary["seconds"] = round(time.monotonic() - start, 1)
+    print(json.dumps({"summary": summary}))
     return 0
 
 
