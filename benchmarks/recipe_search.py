@@ -167,14 +167,14 @@ class Averages:
             self.emas[beta] = (
                 [w.copy() for w in weights]
                 if avg is None
-                else [beta * a + (1 - beta) * w for a, w in zip(avg, weights)]
+                else [beta * a + (1 - beta) * w for a, w in zip(avg, weights, strict=True)]
             )
 
     def models(self) -> dict[str, list]:
         out = {f"ema{beta}": avg for beta, avg in self.emas.items()}
         for k in self.tails:
             last = self.seen[-k:]
-            out[f"tail{k}"] = [sum(ws) / len(last) for ws in zip(*last)]
+            out[f"tail{k}"] = [sum(ws) / len(last) for ws in zip(*last, strict=True)]
         return out
 
 
