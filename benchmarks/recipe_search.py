@@ -167,7 +167,9 @@ class Averages:
             self.emas[beta] = (
                 [w.copy() for w in weights]
                 if avg is None
-                else [beta * a + (1 - beta) * w for a, w in zip(avg, weights, strict=True)]
+                else [
+                    beta * a + (1 - beta) * w for a, w in zip(avg, weights, strict=True)
+                ]
             )
 
     def models(self) -> dict[str, list]:
@@ -230,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
                 finals.setdefault(key, []).append(round(value, 4))
         print(json.dumps({"final": {k: v[-1] for k, v in finals.items()}}))
     summary = {
-        key: {"runs": v, "mean": round(float(np.mean(v)), 4),
-              "sd": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4)}
+        key: {
+            "runs": v,
+            "mean": round(float(np.mean(v)), 4),
+            "sd": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4),
+        }
         for key, v in finals.items()
     }
     summary["seconds"] = round(time.monotonic() - start, 1)
