@@ -61,7 +61,7 @@ def _read_record(rec: Path, lead: str) -> tuple[np.ndarray, float]:
         )
     fs = float(record.fs) if record.fs is not None else float("nan")
     written = _header_fs(rec)
-    if written is not None and written != fs:
+    if written is not None:
         fs = written  # wfdb reads "-250" as 250: judge what the header says
     if not (MIN_FS <= fs <= MAX_FS):
         raise DataError(
