@@ -19,6 +19,7 @@ from server.run_state import FederatedRun
 from server.workflow import failure_text as _failure_text
 from server.workflow import minimum_hospitals
 from shared_models import wire
+from shared_models.recipe import server_lr_at
 from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,15 @@ def make_strategy(
                     (p, _with_parameters(r, wire.apply_update(start, _arrays(r))))
                     for p, r in kept
                 ]
-                # FedAdam's bias correction counts rounds: continue the count
-                # of a resumed run, whose moments are restored.
+                # FedAdam's bias correction and learning-rate schedule count
+                # rounds: continue the count of a resumed run, whose moments
+                # are restored.
+                if run.strategy == "fedadam":
+                    self.eta = server_lr_at(
+                        run.server_learning_rate,
+                        run.server_lr_schedule,
+                        state.offset + server_round,
+                    )
                 params, metrics = super().aggregate_fit(
                     state.offset + server_round, kept, failures
                 )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from shared_models.errors import ConfigError
-from shared_models.recipe import recipe_of
+from shared_models.recipe import SCHEDULES, recipe_of
 
 TASKS = (
     "ecg-arrhythmia",
@@ -47,6 +47,7 @@ class RunConfig:
     strategy: str = ""
     proximal_mu: float = 0.0
     server_learning_rate: float = 0.0
+    server_lr_schedule: str = ""
     fraction_fit: float = 1.0
     fraction_evaluate: float = 1.0
     min_fit_hospitals: int = 2
@@ -87,6 +88,12 @@ class RunConfig:
             "strategy",
             self.strategy,
             f"one of {', '.join(STRATEGIES)} (or empty for the task's)",
+        )
+        _check(
+            self.server_lr_schedule in ("", *SCHEDULES),
+            "server-lr-schedule",
+            self.server_lr_schedule,
+            f"one of {', '.join(SCHEDULES)} (or empty for the task's)",
         )
         _check(
             self.local_optimizer in ("", "sgd", "adam"),
@@ -227,12 +234,14 @@ class RunConfig:
         else:
             local_lr = 1.0 if optimizer == "sgd" else alone_lr
         server_lr = recipe.server_lr if same else FEDADAM_SERVER_LR
+        schedule = recipe.server_lr_schedule if same else "const"
         batch = self.batch_size or (0 if self.sample_rate else recipe.batch_size)
         return replace(
             self,
             num_server_rounds=self.num_server_rounds or recipe.rounds,
             strategy=strategy,
             server_learning_rate=self.server_learning_rate or server_lr,
+            server_lr_schedule=self.server_lr_schedule or schedule,
             local_epochs=self.local_epochs or recipe.local_epochs,
             local_steps=recipe.local_steps
             if self.local_steps < 0
@@ -254,6 +263,7 @@ class RunConfig:
                 "num_server_rounds",
                 "strategy",
                 "server_learning_rate",
+                "server_lr_schedule",
                 "local_epochs",
                 "local_steps",
                 "batch_size",

@@ -33,6 +33,7 @@ from client.tasks import Arrays, get_task
 from client.training import PrivateRun, TrainConfig, predict, train
 from server import evaluation
 from shared_models import create_model, pooled
+from shared_models.recipe import recipe_of
 from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
         return task.recommended_config(
             False, seed=run.seed, loss_kwargs=task.loss_kwargs()
         )
-    # Alone, Adam at the rate the federation's Adam takes: the server's
-    # (FedAdam over local SGD), else the hospitals' own.
+    # Alone, Adam at the rate ``fedcare train`` takes under the federation's
+    # recipe; a server lr the operator chose is the rate under FedAdam over
+    # local SGD, else the hospitals' own.
     fedadam = run.strategy == "fedadam" and run.local_optimizer == "sgd"
     return task.recommended_config(
         dp,
@@ -79,12 +81,21 @@ def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
         steps=run.num_server_rounds * run.local_steps,
         batch_size=run.batch_size,
         sample_rate=run.sample_rate,
-        lr=run.server_learning_rate if fedadam else run.learning_rate,
+        lr=_alone_lr(run) if fedadam else run.learning_rate,
         max_grad_norm=run.max_grad_norm,
         class_scaled_clip=run.class_scaled_clip,
         seed=run.seed,
         loss_kwargs=task.loss_kwargs(),
     )
+
+
+def _alone_lr(run: RunConfig) -> float:
+    """Adam's rate alone under FedAdam: the recipe's own (``alone_lr``) while
+    the run keeps the recipe's server lr, else the operator's server lr."""
+    recipe = recipe_of(run.task)
+    if run.server_learning_rate == recipe.server_lr and recipe.alone_lr:
+        return recipe.alone_lr
+    return run.server_learning_rate
 
 
 def judge(

@@ -44,6 +44,12 @@ def command(
     server_lr: float = typer.Option(
         None, "--server-lr", help="FedAdam's server step (default: the task's recipe)."
     ),
+    server_lr_schedule: str = typer.Option(
+        None,
+        "--server-lr-schedule",
+        help="FedAdam's step over rounds t: const, or sqrt (step / sqrt(t)) "
+        "(default: the task's recipe).",
+    ),
     max_grad_norm: float = typer.Option(
         None, "--max-grad-norm", help="DP clipping norm (default: the task's recipe)."
     ),
@@ -152,6 +158,7 @@ def command(
             ("batch_size", batch_size),
             ("learning_rate", lr),
             ("server_learning_rate", server_lr),
+            ("server_lr_schedule", server_lr_schedule),
             ("max_grad_norm", max_grad_norm),
             ("run_epsilon", run_epsilon),
             ("strategy", strategy),

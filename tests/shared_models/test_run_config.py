@@ -37,12 +37,14 @@ def test_unset_training_keys_come_from_the_tasks_recipe() -> None:
             recipe.server_lr,
             recipe.max_grad_norm,
         )
+        assert run.server_lr_schedule == recipe.server_lr_schedule
         assert run.resolved() == run  # idempotent
     # Another strategy than the recipe's keeps its own optimiser, never the
     # other strategy's learning rates.
     fedavg = RunConfig(strategy="fedavg").resolved()
     ecg = recipe_of("ecg-arrhythmia")
-    assert (fedavg.local_optimizer, fedavg.learning_rate) == ("adam", ecg.server_lr)
+    assert (fedavg.local_optimizer, fedavg.learning_rate) == ("adam", ecg.alone_lr)
+    assert fedavg.server_lr_schedule == "const"
     icu = RunConfig(task="icu-los", strategy="fedadam").resolved()
     assert (icu.local_optimizer, icu.learning_rate) == ("sgd", 1.0)
     assert icu.server_learning_rate == 0.05
