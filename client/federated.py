@@ -22,7 +22,7 @@ import torch
 from client.policy import HospitalPolicy
 from client.tasks import Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, predict, steps_per_epoch, train
-from shared_models import create_model, pooled
+from shared_models import create_model, pooled, wire
 from shared_models.errors import BudgetExceededError, ConfigError, FedcareError
 from shared_models.export import get_weights, set_weights
 from shared_models.run_config import RunConfig
@@ -295,17 +295,22 @@ class Hospital:
                 "(new run-name) to train further."
             )
 
-    def _budget_metrics(self) -> dict[str, float]:
+    def _budget_metrics(self) -> dict[str, Any]:
         if not self.run.dp:
             return {}
         try:
             ledger = self._ledger()
         except FedcareError:
             return {}
-        return {
+        metrics: dict[str, Any] = {
             "epsilon-spent": ledger.spent_epsilon,
             "epsilon-budget": ledger.budget.epsilon,
         }
+        if ledger.head_hash:
+            # The aggregator records it in the round's audit record, so a ledger
+            # re-sealed after an edit or cut short no longer matches (wire.py).
+            metrics[wire.LEDGER_HEAD] = ledger.head_hash
+        return metrics
 
     def pool(self, weights: list[np.ndarray]) -> dict[str, np.ndarray]:
         """The sums the federation pools under SecAgg+ (``shared_models.wire``):

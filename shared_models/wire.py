@@ -23,6 +23,13 @@ What the aggregator learns, message by message (flwr 1.42, SecAgg+ on):
   keeps them (its local report). In clear: the hospital's id, and its own
   metrics only when its node policy says ``share-metrics = true``.
 * **errors**: a generic text with a reference into the hospital's own log.
+
+Tamper evidence held apart (issue 10): a train reply carries, in clear, the
+hash of the hospital's ledger's last record (:data:`LEDGER_HEAD`), which the
+aggregator writes into the round's audit record; every instruction carries
+the audit log's newest hash (:data:`AUDIT_HEAD`, :data:`AUDIT_HEAD_ROUND`),
+which the hospital keeps in its own file. Each side then holds a hash of the
+other's chain: re-sealing an edited (or truncated) chain no longer passes.
 """
 
 from __future__ import annotations
@@ -38,6 +45,13 @@ PHASE_KEY = "fedcare.phase"
 POOL_PHASE = "pool-evaluation"
 THRESHOLD_KEY = "fedcare.pooled-threshold-edge"
 HOSPITAL_ID = "hospital-id"
+# The hash of the hospital's ledger's last record after this round (train
+# replies, clear), and the audit log's newest record hash and its round (every
+# instruction of the aggregator).
+LEDGER_HEAD = "ledger-head"
+AUDIT_HEAD = "fedcare.audit-head"
+AUDIT_HEAD_ROUND = "fedcare.audit-head-round"
+SHA256_HEX = frozenset("0123456789abcdef")
 
 # What a hospital's metrics may say when its policy shares them (opt-in).
 SHARED_METRICS = (
@@ -107,6 +121,17 @@ LEAVES_HOSPITAL: tuple[Leaves, ...] = (
         "node credentials anyway; recorded as who took part",
     ),
     Leaves(
+        LEDGER_HEAD,
+        "train",
+        "clear: the sha256 (hex) of the hospital's ledger's last record after "
+        "this round's spend (absent without a ledger)",
+        "a hash of records whose content (one spend per round, the run's DP "
+        "settings) the aggregator knows or can infer; it reveals no value, and the "
+        "aggregator can only store it in the audit record, so the hospital can "
+        "later show its ledger was not re-sealed or cut short (fedcare ledger "
+        "verify --against)",
+    ),
+    Leaves(
         "evaluation histograms / error sums",
         POOL_PHASE,
         "masked (SecAgg+), integer counts",
@@ -155,10 +180,17 @@ def clear_metrics(
     """The metrics a reply may carry in clear: the hospital's id, plus the
     hospital's own metrics when its policy shares them (``share``)."""
     out = {HOSPITAL_ID: str(metrics[HOSPITAL_ID])} if HOSPITAL_ID in metrics else {}
+    if is_sha256(metrics.get(LEDGER_HEAD)):
+        out[LEDGER_HEAD] = str(metrics[LEDGER_HEAD])
     for key, value in (share or {}).items():
         if key in SHARED_METRICS and isinstance(value, (int, float)):
             out[f"own-{key}"] = float(value)
     return out
+
+
+def is_sha256(value: Any) -> bool:
+    """Whether ``value`` is a sha256 in lowercase hex (and nothing else)."""
+    return isinstance(value, str) and len(value) == 64 and set(value) <= SHA256_HEX
 
 
 def shared_of(metrics: dict[str, Any]) -> dict[str, float]:
