@@ -155,7 +155,8 @@ def check(
                 f"round {last}: records were removed from its end (truncated)"
             )
         if not found:
-            return len(records) + 1, (
+            after = next(i for i, r in enumerate(records, 1) if r["round"] > h.round)
+            return after, (
                 f"{h.source} holds the head of round {h.round}, which has no record: "
                 "records were removed and the chain re-computed"
             )
