@@ -123,6 +123,8 @@ def test_fit_trains_charges_the_ledger_and_keeps_the_plan(
     assert replanned.noise_multiplier == plan["noise_multiplier"]  # calibrated once
     assert len(PrivacyLedger.open(ledger_path, None).plans) == 1
     assert 0 < metrics["epsilon-spent"] == ledger.spent_epsilon < RUN.run_epsilon
+    # the ledger's head after this round's spend, for the round's audit record
+    assert metrics["ledger-head"] == ledger.head_hash == ledger.records[-1]["hash"]
 
 
 def test_exhausted_budget_declines_without_training_or_charging(
