@@ -198,7 +198,7 @@ class Hospital:
             # The full reason (spent, budget, ledger path) stays at the
             # hospital; it sends a zero-weight masked vector (client/app.py).
             metrics["declined"] = DECLINED_BUDGET
-            metrics.update(self._budget_metrics())
+            metrics.update(self._budget_metrics(run_name, server_round))
             self.local_report(run_name).record("fit", server_round, metrics)
             return weights, 0, metrics
         metrics.update(
@@ -207,7 +207,7 @@ class Hospital:
                 "steps": int(result["steps"]),
                 "examples": len(fit),
             },
-            **self._budget_metrics(),
+            **self._budget_metrics(run_name, server_round),
         )
         self.local_report(run_name).record("fit", server_round, metrics)
         return get_weights(model), len(fit), metrics
@@ -295,7 +295,7 @@ class Hospital:
                 "(new run-name) to train further."
             )
 
-    def _budget_metrics(self) -> dict[str, Any]:
+    def _budget_metrics(self, run_name: str, server_round: int) -> dict[str, Any]:
         if not self.run.dp:
             return {}
         try:
@@ -306,10 +306,13 @@ class Hospital:
             "epsilon-spent": ledger.spent_epsilon,
             "epsilon-budget": ledger.budget.epsilon,
         }
-        if ledger.head_hash:
-            # The aggregator records it in the round's audit record, so a ledger
-            # re-sealed after an edit or cut short no longer matches (wire.py).
-            metrics[wire.LEDGER_HEAD] = ledger.head_hash
+        # The aggregator records it in the round's audit record, so a ledger
+        # re-sealed after an edit or cut short no longer matches (wire.py). Sent
+        # also before the ledger exists (head ""): its absence would single out
+        # a hospital that declined its first round.
+        metrics[wire.LEDGER_HEAD] = wire.ledger_commitment(
+            ledger.head_hash, run_name, server_round
+        )
         return metrics
 
     def pool(self, weights: list[np.ndarray]) -> dict[str, np.ndarray]:

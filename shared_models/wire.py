@@ -11,7 +11,8 @@ What the aggregator learns, message by message (flwr 1.42, SecAgg+ on):
 
 * **train** (fit): the model update, clipped and noised by DP-SGD, quantised
   and masked by SecAgg+; its aggregation weight is inside the masked vector.
-  In clear: the hospital's id and a constant example count.
+  In clear: the hospital's id, a constant example count and the ledger head
+  commitment (:func:`ledger_commitment`, bound to the round).
   A hospital that declines a round (budget, policy) sends a zero-weight
   masked vector: to the aggregator it looks like any other contribution.
 * **pool-evaluation** (a second SecAgg+ round, :data:`POOL_PHASE`): the
@@ -24,9 +25,10 @@ What the aggregator learns, message by message (flwr 1.42, SecAgg+ on):
   metrics only when its node policy says ``share-metrics = true``.
 * **errors**: a generic text with a reference into the hospital's own log.
 
-Tamper evidence held apart (issue 10): a train reply carries, in clear, the
-hash of the hospital's ledger's last record (:data:`LEDGER_HEAD`), which the
-aggregator writes into the round's audit record; every instruction carries
+Tamper evidence held apart (issue 10): a train reply carries, in clear, a
+commitment to the hash of the hospital's ledger's last record
+(:data:`LEDGER_HEAD`, :func:`ledger_commitment`), which the aggregator writes
+into the round's audit record; every instruction carries
 the audit log's newest hash (:data:`AUDIT_HEAD`, :data:`AUDIT_HEAD_ROUND`),
 which the hospital keeps in its own file. Each side then holds a hash of the
 other's chain: re-sealing an edited (or truncated) chain no longer passes.
@@ -34,6 +36,7 @@ other's chain: re-sealing an edited (or truncated) chain no longer passes.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +48,8 @@ PHASE_KEY = "fedcare.phase"
 POOL_PHASE = "pool-evaluation"
 THRESHOLD_KEY = "fedcare.pooled-threshold-edge"
 HOSPITAL_ID = "hospital-id"
-# The hash of the hospital's ledger's last record after this round (train
-# replies, clear), and the audit log's newest record hash and its round (every
+# A commitment to the hospital's ledger head after this round (train replies,
+# clear), and the audit log's newest record hash and its round (every
 # instruction of the aggregator).
 LEDGER_HEAD = "ledger-head"
 AUDIT_HEAD = "fedcare.audit-head"
@@ -123,13 +126,17 @@ LEAVES_HOSPITAL: tuple[Leaves, ...] = (
     Leaves(
         LEDGER_HEAD,
         "train",
-        "clear: the sha256 (hex) of the hospital's ledger's last record after "
-        "this round's spend (absent without a ledger)",
+        "clear: ledger_commitment(head, run, round), a sha256 of the hash of "
+        "the hospital's ledger's last record after this round's spend (absent "
+        "without a ledger), bound to the run and round",
         "a hash of records whose content (one spend per round, the run's DP "
-        "settings) the aggregator knows or can infer; it reveals no value, and the "
-        "aggregator can only store it in the audit record, so the hospital can "
-        "later show its ledger was not re-sealed or cut short (fedcare ledger "
-        "verify --against)",
+        "settings) the aggregator knows or can infer; bound to the round, it "
+        "differs every round even when the ledger did not change, so it tells "
+        "neither a decline (no spend) nor other training between rounds (the "
+        "ledger's records hold a random reservation id and the data's "
+        "fingerprint: the head cannot be guessed). The aggregator can only store "
+        "it in the audit record, so the hospital can later show its ledger was "
+        "not re-sealed or cut short (fedcare ledger verify --against)",
     ),
     Leaves(
         "evaluation histograms / error sums",
@@ -191,6 +198,15 @@ def clear_metrics(
 def is_sha256(value: Any) -> bool:
     """Whether ``value`` is a sha256 in lowercase hex (and nothing else)."""
     return isinstance(value, str) and len(value) == 64 and set(value) <= SHA256_HEX
+
+
+def ledger_commitment(head: str, run: str, number: int) -> str:
+    """What a train reply of round ``number`` of ``run`` sends of the ledger's
+    head hash ``head``: sha256 over the three, so the value changes every round
+    (a declined round, which spends nothing, looks like any other) and names
+    the round it was sent in."""
+    text = f"fedcare ledger head\n{run}\n{int(number)}\n{head}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def shared_of(metrics: dict[str, Any]) -> dict[str, float]:

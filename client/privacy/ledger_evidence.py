@@ -1,8 +1,10 @@
 """A hospital's ledger checked against the heads the aggregator recorded.
 
-Each train reply carries the hash of the ledger's last record after that
-round (``shared_models.wire.LEDGER_HEAD``); the aggregator writes it into the
-round's audit record (``ledger_heads``, audit records of version 2). A ledger
+Each train reply carries a commitment to the hash of the ledger's last record
+after that round, bound to the run and round (``wire.LEDGER_HEAD``,
+``wire.ledger_commitment``; of ``""`` before the ledger exists); the aggregator
+writes it into the round's audit record (``ledger_heads``, audit records of
+version 2). A ledger
 whose chain was re-computed after an edit (a budget raised, spends deleted)
 has other hashes, and one cut short lacks the newest: either way a recorded
 head is no longer one of its records. The ledger's own chain is checked first
@@ -23,6 +25,7 @@ from typing import Any
 from client.privacy.ledger_file import read_records
 from shared_models.errors import ConfigError, LedgerError
 from shared_models.hash_chain import first_break
+from shared_models.wire import ledger_commitment
 
 AUDIT_FILE = "audit.jsonl"
 
@@ -44,9 +47,10 @@ class LedgerVerdict:
         return asdict(self)
 
 
-def recorded_heads(audit_log: Path, hospital: str) -> list[tuple[int, str]]:
-    """``(round, ledger head)`` the audit log at ``audit_log`` recorded for
-    ``hospital``, in log order; ConfigError when the log cannot be used."""
+def recorded_heads(audit_log: Path, hospital: str) -> list[tuple[str, int, str]]:
+    """``(run, round, commitment)`` of every ledger head the audit log at
+    ``audit_log`` recorded for ``hospital``, in log order; ConfigError when the
+    log cannot be used."""
     audit_log = Path(audit_log)
     if audit_log.is_dir():
         audit_log = audit_log / AUDIT_FILE
@@ -66,7 +70,7 @@ def recorded_heads(audit_log: Path, hospital: str) -> list[tuple[int, str]]:
             "was damaged (fedcare audit verify says more)"
         )
     heads = [
-        (int(r["round"]), str(r["ledger_heads"][hospital]))
+        (str(r["run_id"]), int(r["round"]), str(r["ledger_heads"][hospital]))
         for r in records
         if isinstance(r.get("ledger_heads"), dict) and hospital in r["ledger_heads"]
     ]
@@ -113,9 +117,9 @@ def verify_against(
         return verdict
     heads = recorded_heads(audit_log, verdict.hospital)
     verdict.heads_checked = len(heads)
-    hashes = {str(r["hash"]) for r in records}
-    for number, head in heads:
-        if head not in hashes:
+    hashes = ["", *(str(r["hash"]) for r in records)]  # "": no ledger yet
+    for run, number, head in heads:
+        if all(ledger_commitment(h, run, number) != head for h in hashes):
             verdict.ok, verdict.round = False, number
             verdict.reason = (
                 f"round {number}: the audit log records ledger head {head[:12]}..., "

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from client.privacy import PrivacyBudget, PrivacyLedger
+from shared_models import wire
 from shared_models.hash_chain import canonical_json, seal
 from simulation.cli.main import app
 
@@ -32,7 +33,10 @@ def hospital(tmp_path: Path) -> tuple[Path, Path]:
                 "version": 2,
                 "run_id": "run-a",
                 "round": number,
-                "ledger_heads": {"h1": ledger.head_hash, "h2": "0" * 64},
+                "ledger_heads": {
+                    "h1": wire.ledger_commitment(ledger.head_hash, "run-a", number),
+                    "h2": "0" * 64,
+                },
             }
         )
     run_dir = tmp_path / "run"
@@ -75,6 +79,21 @@ def test_an_intact_ledger_holds_every_recorded_head(hospital) -> None:
     payload = json.loads(as_json[1])
     assert as_json[0] == 0 and payload["heads_checked"] == 2
     assert payload["hospital"] == "h1" and payload["ok"] is True
+
+
+def test_heads_sent_before_the_ledger_existed_verify(hospital) -> None:
+    """A hospital that declined before its first spend sent the commitment of
+    "" (no ledger yet); it differs every round, so it tells no decline."""
+    ledger, log = hospital
+    records = _records(log)
+    early = wire.ledger_commitment("", "run-a", 3)
+    records.append({**records[-1], "round": 3, "ledger_heads": {"h1": early}})
+    _write(log, _sealed(records))
+
+    code, text = _verify("--ledger", str(ledger), "--against", str(log))
+
+    assert code == 0 and "3 ledger head(s)" in text
+    assert early != wire.ledger_commitment("", "run-a", 4)
 
 
 def _raise_budget(records: list[dict]) -> list[dict]:
