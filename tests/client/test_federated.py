@@ -194,7 +194,7 @@ def test_without_dp_there_is_no_ledger(ecg_hospital: Path, tmp_path: Path) -> No
     )
 
     assert hospital._private_run("r", hospital.prepared.train) is None
-    assert hospital._budget_metrics() == {}
+    assert hospital._budget_metrics("run-a", 1) == {}
     assert not (tmp_path / "h1.jsonl").exists()
 
 
