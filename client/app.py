@@ -79,6 +79,7 @@ class HospitalClient(NumPyClient):
         the clear copy by 1. Only ``wire.clear_metrics`` travel in clear.
         """
         hospital = self._hospital(config)
+        _hold_audit_head(hospital, config)
         if config.get(wire.PHASE_KEY) == wire.POOL_PHASE:
             parts = hospital.pool(parameters)
             missing = set(wire.pool_keys(hospital.task.kind)) ^ set(parts)
@@ -114,6 +115,7 @@ class HospitalClient(NumPyClient):
         """Own metrics at the pooled threshold, kept at the hospital; the reply
         carries them only when the hospital's policy has share-metrics."""
         hospital = self._hospital(config)
+        _hold_audit_head(hospital, config)
         edge = config.get(wire.THRESHOLD_KEY)
         _, _, metrics = hospital.evaluate(
             parameters,
@@ -123,6 +125,27 @@ class HospitalClient(NumPyClient):
         )
         share = metrics if hospital.settings.policy.share_metrics else None
         return 0.0, 1, wire.clear_metrics(metrics, share)
+
+
+def _hold_audit_head(hospital: Hospital, config: dict[str, Any]) -> None:
+    """Keep the audit log's head an instruction carries in the hospital's own
+    file beside its ledger (``shared_models.held_heads``)."""
+    from shared_models import held_heads
+
+    if wire.AUDIT_HEAD not in config:
+        return  # round 1, or an aggregator older than audit heads
+    path = held_heads.path_for(hospital.settings.ledger_path)
+    try:
+        held_heads.record(
+            path,
+            str(config.get("run-name", "")),
+            int(config.get(wire.AUDIT_HEAD_ROUND, 0)),
+            str(config[wire.AUDIT_HEAD]),
+        )
+    except (ValueError, TypeError, OSError, FedcareError) as exc:
+        # Not a reason to refuse the round; the hospital's log says why its
+        # heads file lacks this round.
+        log.warning("audit head not kept in %s: %s", path, exc)
 
 
 def client_fn(context: Context) -> Any:

@@ -22,7 +22,7 @@ import torch
 from client.policy import HospitalPolicy
 from client.tasks import Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, predict, steps_per_epoch, train
-from shared_models import create_model, pooled
+from shared_models import create_model, pooled, wire
 from shared_models.errors import BudgetExceededError, ConfigError, FedcareError
 from shared_models.export import get_weights, set_weights
 from shared_models.run_config import RunConfig
@@ -198,7 +198,7 @@ class Hospital:
             # The full reason (spent, budget, ledger path) stays at the
             # hospital; it sends a zero-weight masked vector (client/app.py).
             metrics["declined"] = DECLINED_BUDGET
-            metrics.update(self._budget_metrics())
+            metrics.update(self._budget_metrics(run_name, server_round))
             self.local_report(run_name).record("fit", server_round, metrics)
             return weights, 0, metrics
         metrics.update(
@@ -207,7 +207,7 @@ class Hospital:
                 "steps": int(result["steps"]),
                 "examples": len(fit),
             },
-            **self._budget_metrics(),
+            **self._budget_metrics(run_name, server_round),
         )
         self.local_report(run_name).record("fit", server_round, metrics)
         return get_weights(model), len(fit), metrics
@@ -295,17 +295,25 @@ class Hospital:
                 "(new run-name) to train further."
             )
 
-    def _budget_metrics(self) -> dict[str, float]:
+    def _budget_metrics(self, run_name: str, server_round: int) -> dict[str, Any]:
         if not self.run.dp:
             return {}
         try:
             ledger = self._ledger()
         except FedcareError:
             return {}
-        return {
+        metrics: dict[str, Any] = {
             "epsilon-spent": ledger.spent_epsilon,
             "epsilon-budget": ledger.budget.epsilon,
         }
+        # The aggregator records it in the round's audit record, so a ledger
+        # re-sealed after an edit or cut short no longer matches (wire.py). Sent
+        # also before the ledger exists (head ""): its absence would single out
+        # a hospital that declined its first round.
+        metrics[wire.LEDGER_HEAD] = wire.ledger_commitment(
+            ledger.head_hash, run_name, server_round
+        )
+        return metrics
 
     def pool(self, weights: list[np.ndarray]) -> dict[str, np.ndarray]:
         """The sums the federation pools under SecAgg+ (``shared_models.wire``):

@@ -11,6 +11,14 @@ SuperNodes), who dropped out and why, the global model's sha256 before and
 after the round, and the strategy, DP and SecAgg+ settings it ran under. A
 resumed run appends to the same file and continues the chain.
 
+Since version 2 a record also holds ``ledger_heads``: each hospital's ledger
+head hash as its train reply reported it (``shared_models.wire.LEDGER_HEAD``),
+and every instruction after a round carries that round's record ``hash`` to
+the hospitals, which keep it (``shared_models.held_heads``). A chain alone
+proves nothing against someone who re-computes it after an edit; these hashes
+held apart do (:func:`check_heads`). Version 1 records verify as before and
+carry no such evidence.
+
 Appends are crash-safe: under a lock the existing file is verified, then the
 new line is written with a single ``os.write`` on an ``O_APPEND`` descriptor
 and fsynced; a file that does not end in a newline (a torn write) is refused
@@ -28,10 +36,11 @@ from typing import Any
 
 from shared_models.errors import FedcareError
 from shared_models.hash_chain import canonical_json, locked, record_hash, seal
+from shared_models.held_heads import HeldHead, check, runs_of
 from shared_models.run_config import RunConfig
 
 FILE_NAME = "audit.jsonl"
-VERSION = 1
+VERSION = 2
 FILE_MODE = 0o644
 AUDITED_SETTINGS = (
     "task",
@@ -144,6 +153,9 @@ def round_record(
             else ""
         ),
         "settings": settings_of(config),
+        "ledger_heads": {
+            h: f["ledger_head"] for h, f in sorted(fit.items()) if f.get("ledger_head")
+        },
     }
 
 
@@ -175,6 +187,15 @@ def append(path: Path, record: dict[str, Any]) -> dict[str, Any]:
         finally:
             os.close(fd)
     return sealed
+
+
+def head(path: Path) -> tuple[int, str] | None:
+    """``(round, hash)`` of the log's last record; ``None`` without a log."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    records = read_records(path)
+    return int(records[-1]["round"]), str(records[-1]["hash"])
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -257,13 +278,21 @@ class Verdict:
     checkpoints_checked: int = 0
     line: int | None = None
     reason: str = ""
+    heads_checked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def verify(path: Path, checkpoints: Path | None = None) -> Verdict:
-    """Check the chain of ``path`` and, with ``checkpoints``, each round's model.
+def verify(
+    path: Path, checkpoints: Path | None = None, held: list[HeldHead] | None = None
+) -> Verdict:
+    """Check the chain of ``path``, the ``held`` heads and each round's model.
+
+    ``held``: audit heads the hospitals kept (``shared_models.held_heads``);
+    the log must hold each of its run's at that round, or it was edited and
+    re-sealed, or cut short. Held heads, but none of this log's run, raise
+    :class:`AuditError` (nothing to check against).
 
     With ``checkpoints`` (``RUN/checkpoints``), every record that names a
     checkpoint must match that checkpoint's ``state.json`` (run name and
@@ -276,6 +305,19 @@ def verify(path: Path, checkpoints: Path | None = None) -> Verdict:
     except ChainError as exc:
         return Verdict(False, str(path), line=exc.line, reason=exc.reason)
     verdict = Verdict(True, str(path), len(records), [r["round"] for r in records])
+    if held:
+        run = records[0]["run_id"]
+        verdict.heads_checked = sum(h.run == run for h in held)
+        if not verdict.heads_checked:
+            raise AuditError(
+                f"{path}: none of the held heads belong to its run {run!r} (they "
+                f"are of {', '.join(runs_of(held))}): pass the heads files of the "
+                "hospitals of this run"
+            )
+        problem = check(records, held)
+        if problem:
+            verdict.ok, (verdict.line, verdict.reason) = False, problem
+            return verdict
     if checkpoints is None:
         return verdict
     for number, record in enumerate(records, start=1):

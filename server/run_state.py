@@ -51,6 +51,9 @@ class FederatedRun:
         self.strategy_state: dict[str, list[np.ndarray]] = {}
         self.progress: Any = None  # callable(round, total, pooled) or None
         self.initial_sha256 = ""  # the global model before round offset + 1
+        # (round, hash) of the audit log's newest record, sent with every
+        # instruction so the hospitals hold it apart (shared_models.held_heads)
+        self.audit_head = audit.head(self.run_dir / audit.FILE_NAME)
 
     def set_initial(self, weights: list[np.ndarray]) -> None:
         """The weights round ``offset + 1`` starts from (fresh or resumed)."""
@@ -109,6 +112,10 @@ class FederatedRun:
                 "replied" if masked else ("declined" if not examples else "trained")
             )
             fit[str(metrics[wire.HOSPITAL_ID])] = {"status": status}
+            if wire.is_sha256(metrics.get(wire.LEDGER_HEAD)):
+                fit[str(metrics[wire.HOSPITAL_ID])]["ledger_head"] = str(
+                    metrics[wire.LEDGER_HEAD]
+                )
         record.update(
             time=time.time(),
             fit=fit,
@@ -133,7 +140,10 @@ class FederatedRun:
             )
         self.history.save()
         before = audit.model_before(self.history.rounds, number, self.initial_sha256)
-        audit.append_round(self.run_dir, self.run_name, record, before, self.config)
+        sealed = audit.append_round(
+            self.run_dir, self.run_name, record, before, self.config
+        )
+        self.audit_head = (int(sealed["round"]), str(sealed["hash"]))
 
     def on_pool(
         self,

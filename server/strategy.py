@@ -28,13 +28,21 @@ BASES = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam}
 
 def instruction_config(run: RunConfig, state: FederatedRun) -> Any:
     """The config every instruction of round r carries: the run config, the
-    round (continued across resumes) and the run's name."""
+    round (continued across resumes), the run's name, and the audit log's
+    newest hash and its round (from round 2 on: the hospitals keep it)."""
 
     def config(server_round: int) -> dict[str, Any]:
+        heads = {}
+        if state.audit_head is not None:
+            heads = {
+                wire.AUDIT_HEAD_ROUND: state.audit_head[0],
+                wire.AUDIT_HEAD: state.audit_head[1],
+            }
         return {
             **wire.pack_run_config(run.to_run_config()),
             "server-round": state.offset + server_round,
             "run-name": state.run_name,
+            **heads,
         }
 
     return config

@@ -44,6 +44,26 @@ def seal(record: dict[str, Any], prev: str) -> dict[str, Any]:
     return sealed
 
 
+def first_break(records: list[Any]) -> tuple[int, str] | None:
+    """``(line, reason)`` of the first record of ``records`` that breaks the
+    chain (1-based), or ``None``: for a reader that needs a chain intact, not
+    the file format's own checks (``server.audit`` and ``ledger_file`` have
+    those)."""
+    prev = ""
+    for line, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or "hash" not in record:
+            return line, "not a sealed record"
+        try:
+            if record["hash"] != record_hash(record):
+                return line, "checksum mismatch"
+        except (ValueError, TypeError):
+            return line, "holds a value fedcare never writes"
+        if record.get("prev") != prev:
+            return line, "chain broken"
+        prev = record["hash"]
+    return None
+
+
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<path>.lock`` (one writer per file at a time).

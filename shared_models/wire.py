@@ -11,7 +11,8 @@ What the aggregator learns, message by message (flwr 1.42, SecAgg+ on):
 
 * **train** (fit): the model update, clipped and noised by DP-SGD, quantised
   and masked by SecAgg+; its aggregation weight is inside the masked vector.
-  In clear: the hospital's id and a constant example count.
+  In clear: the hospital's id, a constant example count and the ledger head
+  commitment (:func:`ledger_commitment`, bound to the round).
   A hospital that declines a round (budget, policy) sends a zero-weight
   masked vector: to the aggregator it looks like any other contribution.
 * **pool-evaluation** (a second SecAgg+ round, :data:`POOL_PHASE`): the
@@ -23,10 +24,19 @@ What the aggregator learns, message by message (flwr 1.42, SecAgg+ on):
   keeps them (its local report). In clear: the hospital's id, and its own
   metrics only when its node policy says ``share-metrics = true``.
 * **errors**: a generic text with a reference into the hospital's own log.
+
+Tamper evidence held apart (issue 10): a train reply carries, in clear, a
+commitment to the hash of the hospital's ledger's last record
+(:data:`LEDGER_HEAD`, :func:`ledger_commitment`), which the aggregator writes
+into the round's audit record; every instruction carries
+the audit log's newest hash (:data:`AUDIT_HEAD`, :data:`AUDIT_HEAD_ROUND`),
+which the hospital keeps in its own file. Each side then holds a hash of the
+other's chain: re-sealing an edited (or truncated) chain no longer passes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +48,13 @@ PHASE_KEY = "fedcare.phase"
 POOL_PHASE = "pool-evaluation"
 THRESHOLD_KEY = "fedcare.pooled-threshold-edge"
 HOSPITAL_ID = "hospital-id"
+# A commitment to the hospital's ledger head after this round (train replies,
+# clear), and the audit log's newest record hash and its round (every
+# instruction of the aggregator).
+LEDGER_HEAD = "ledger-head"
+AUDIT_HEAD = "fedcare.audit-head"
+AUDIT_HEAD_ROUND = "fedcare.audit-head-round"
+SHA256_HEX = frozenset("0123456789abcdef")
 
 # What a hospital's metrics may say when its policy shares them (opt-in).
 SHARED_METRICS = (
@@ -107,6 +124,21 @@ LEAVES_HOSPITAL: tuple[Leaves, ...] = (
         "node credentials anyway; recorded as who took part",
     ),
     Leaves(
+        LEDGER_HEAD,
+        "train",
+        "clear: ledger_commitment(head, run, round), a sha256 of the hash of "
+        "the hospital's ledger's last record after this round's spend (absent "
+        "without a ledger), bound to the run and round",
+        "a hash of records whose content (one spend per round, the run's DP "
+        "settings) the aggregator knows or can infer; bound to the round, it "
+        "differs every round even when the ledger did not change, so it tells "
+        "neither a decline (no spend) nor other training between rounds (the "
+        "ledger's records hold a random reservation id and the data's "
+        "fingerprint: the head cannot be guessed). The aggregator can only store "
+        "it in the audit record, so the hospital can later show its ledger was "
+        "not re-sealed or cut short (fedcare ledger verify --against)",
+    ),
+    Leaves(
         "evaluation histograms / error sums",
         POOL_PHASE,
         "masked (SecAgg+), integer counts",
@@ -155,10 +187,26 @@ def clear_metrics(
     """The metrics a reply may carry in clear: the hospital's id, plus the
     hospital's own metrics when its policy shares them (``share``)."""
     out = {HOSPITAL_ID: str(metrics[HOSPITAL_ID])} if HOSPITAL_ID in metrics else {}
+    if is_sha256(metrics.get(LEDGER_HEAD)):
+        out[LEDGER_HEAD] = str(metrics[LEDGER_HEAD])
     for key, value in (share or {}).items():
         if key in SHARED_METRICS and isinstance(value, (int, float)):
             out[f"own-{key}"] = float(value)
     return out
+
+
+def is_sha256(value: Any) -> bool:
+    """Whether ``value`` is a sha256 in lowercase hex (and nothing else)."""
+    return isinstance(value, str) and len(value) == 64 and set(value) <= SHA256_HEX
+
+
+def ledger_commitment(head: str, run: str, number: int) -> str:
+    """What a train reply of round ``number`` of ``run`` sends of the ledger's
+    head hash ``head``: sha256 over the three, so the value changes every round
+    (a declined round, which spends nothing, looks like any other) and names
+    the round it was sent in."""
+    text = f"fedcare ledger head\n{run}\n{int(number)}\n{head}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def shared_of(metrics: dict[str, Any]) -> dict[str, float]:

@@ -82,4 +82,5 @@ def test_the_fedcare_command_is_composed_in_the_top_layer() -> None:
         "simulate",
         "provision",
         "audit",
+        "ledger",
     ]

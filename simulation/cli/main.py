@@ -14,6 +14,7 @@ from client.cli import (
     budget,
     calibrate,
     evaluate,
+    ledger,
     privacy_audit,
     serve,
     train,
@@ -41,6 +42,7 @@ app.command("cohort")(cohort.command)
 app.command("simulate")(simulate.command)
 app.add_typer(provision.app, name="provision")
 app.add_typer(audit.app, name="audit")
+app.add_typer(ledger.app, name="ledger")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -199,6 +199,38 @@ def test_pool_phase_replies_with_the_evaluation_sums(node: dict) -> None:
     assert sums["val-histogram"].sum() == len(hospital.prepared.val)
 
 
+def test_instructions_audit_head_is_kept_beside_the_ledger(node: dict) -> None:
+    """Every instruction's audit head lands once in <ledger>.audit-heads.jsonl;
+    a malformed one is not kept and does not fail the instruction."""
+    from shared_models import held_heads, wire
+
+    client = HospitalClient(node)
+    start = client.get_parameters(_config())
+    heads = held_heads.path_for(Path(node["ledger-path"]))
+    head = {wire.AUDIT_HEAD: "ab" * 32, wire.AUDIT_HEAD_ROUND: 1}
+    pool = {**_config(server_round=2), **head, wire.PHASE_KEY: wire.POOL_PHASE}
+
+    client.fit(start, pool)
+    client.evaluate(start, {**_config(server_round=2), **head})
+    client.fit(start, {**pool, wire.AUDIT_HEAD: "not a hash"})
+
+    assert [(h.run, h.round, h.head) for h in held_heads.read(heads)] == [
+        ("t", 1, "ab" * 32)
+    ]
+
+
+def test_clear_metrics_pass_a_ledger_head_and_nothing_like_it() -> None:
+    from shared_models import wire
+
+    head = "0f" * 32
+    sent = wire.clear_metrics({"hospital-id": "h1", "ledger-head": head, "steps": 3})
+    odd = wire.clear_metrics({"hospital-id": "h1", "ledger-head": "epsilon 7.9"})
+
+    assert sent == {"hospital-id": "h1", "ledger-head": head}
+    assert odd == {"hospital-id": "h1"}  # only a sha256 can travel there
+    assert any(leaf.name == wire.LEDGER_HEAD for leaf in wire.LEAVES_HOSPITAL)
+
+
 def test_an_error_at_the_hospital_reaches_the_server_as_a_reference(
     node: dict, task_identity: None, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -228,6 +260,7 @@ def test_updates_aggregate_to_the_mean_of_the_weights() -> None:
 
     class State:  # the parts of server.run_state.FederatedRun the strategy uses
         offset, strategy_state, recorded, run_name = 0, None, [], "t"
+        audit_head = None
 
         def on_fit(self, server_round: int, weights: list, *_: object, **__: object):
             self.recorded.append(weights)

@@ -11,6 +11,7 @@ import pytest
 from client.federated import DECLINED_BUDGET, Hospital, NodeSettings
 from client.policy import GENERIC_REFUSAL, HospitalPolicy
 from client.privacy import PrivacyLedger
+from shared_models import wire
 from shared_models.errors import ConfigError, PolicyError
 from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
@@ -123,6 +124,10 @@ def test_fit_trains_charges_the_ledger_and_keeps_the_plan(
     assert replanned.noise_multiplier == plan["noise_multiplier"]  # calibrated once
     assert len(PrivacyLedger.open(ledger_path, None).plans) == 1
     assert 0 < metrics["epsilon-spent"] == ledger.spent_epsilon < RUN.run_epsilon
+    # the ledger's head after this round's spend, for the round's audit record
+    assert metrics["ledger-head"] == wire.ledger_commitment(
+        ledger.records[-1]["hash"], "run-a", 1
+    )
 
 
 def test_exhausted_budget_declines_without_training_or_charging(
@@ -153,6 +158,13 @@ def test_exhausted_budget_declines_without_training_or_charging(
     assert str(ledger_path) not in metrics["declined"]
     assert metrics["epsilon-spent"] == pytest.approx(8.0, rel=0.01)
     assert PrivacyLedger.open(ledger_path, None).records == before
+    # a decline still sends a ledger head, and one of this round: the unchanged
+    # ledger does not show (under SecAgg+ a decline looks like a contribution)
+    _, _, again = hospital.fit(start, 2, "run-b")
+    assert wire.clear_metrics(metrics)["ledger-head"] == wire.ledger_commitment(
+        before[-1]["hash"], "run-b", 1
+    )
+    assert again["ledger-head"] != metrics["ledger-head"]
 
 
 def test_node_run_epsilon_caps_the_run_share(
@@ -182,7 +194,7 @@ def test_without_dp_there_is_no_ledger(ecg_hospital: Path, tmp_path: Path) -> No
     )
 
     assert hospital._private_run("r", hospital.prepared.train) is None
-    assert hospital._budget_metrics() == {}
+    assert hospital._budget_metrics("run-a", 1) == {}
     assert not (tmp_path / "h1.jsonl").exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from typer.testing import CliRunner
 from server import audit
 from server.history import RunHistory
 from server.run_state import FederatedRun
-from shared_models import create_model
+from server.strategy import instruction_config
+from shared_models import create_model, held_heads, wire
 from shared_models.export import arrays_hash, get_weights
+from shared_models.hash_chain import canonical_json, seal
 from shared_models.registry import get_spec
 from shared_models.run_config import RunConfig
 from simulation.cli.main import app
@@ -270,3 +273,125 @@ def test_checkpoints_check_hashes_the_weights_themselves(run_dir: Path) -> None:
     (first / "weights.safetensors").write_bytes(b"garbage")
     garbage = audit.verify(path, run_dir / "checkpoints")
     assert not garbage.ok and "weights.safetensors" in garbage.reason
+
+
+# -- evidence held apart: ledger heads in the log, audit heads at the hospitals
+def _head(hospital: int, number: int) -> str:
+    return hashlib.sha256(
+        f"ledger {hospital} after round {number}".encode()
+    ).hexdigest()
+
+
+def _held_run(run_dir: Path, rounds: int = 3) -> list[Path]:
+    """A run whose hospitals report ledger heads and keep every audit head the
+    instructions of the next round (and the last evaluate) carry."""
+    run = FederatedRun(CONFIG, run_dir, "run-a", CARD)
+    run.set_initial(_weights(0))
+    files = [run_dir / "hospitals" / f"h{h}.jsonl.audit-heads.jsonl" for h in (1, 2)]
+    for number in range(1, rounds + 1):
+        replies = [
+            (1, {"hospital-id": h, "ledger-head": _head(h, number)}) for h in (1, 2)
+        ]
+        run.on_fit(number, _weights(number), replies, [])
+        config = instruction_config(CONFIG, run)(number)  # evaluate, round r + 1
+        for path in files:
+            held_heads.record(
+                path,
+                config["run-name"],
+                config[wire.AUDIT_HEAD_ROUND],
+                config[wire.AUDIT_HEAD],
+            )
+    return files
+
+
+def _reseal(lines: list[str], edit) -> list[str]:
+    """Edit records, then re-compute the whole chain (what a forger does)."""
+    records = [json.loads(line) for line in lines]
+    edit(records)
+    sealed: list[dict] = []
+    for record in records:
+        sealed.append(seal(record, sealed[-1]["hash"] if sealed else ""))
+    return [canonical_json(r).decode() for r in sealed]
+
+
+def _no_dp(records: list[dict]) -> None:
+    records[0]["settings"]["dp"] = False
+
+
+def test_records_hold_the_ledger_heads_and_instructions_the_audit_head(
+    tmp_path: Path,
+) -> None:
+    files = _held_run(tmp_path)
+    records = audit.read_records(tmp_path / audit.FILE_NAME)
+    config = instruction_config(CONFIG, FederatedRun(CONFIG, tmp_path, "run-a", CARD))
+
+    assert records[1]["version"] == 2
+    assert records[1]["ledger_heads"] == {"1": _head(1, 2), "2": _head(2, 2)}
+    assert config(4)[wire.AUDIT_HEAD] == records[-1]["hash"]  # read on resume
+    assert config(4)[wire.AUDIT_HEAD_ROUND] == 3
+    assert [(h.round, h.head) for h in held_heads.read(files[0])] == [
+        (r["round"], r["hash"]) for r in records
+    ]
+    # the same head again is not a new line
+    assert not held_heads.record(files[0], "run-a", 3, records[-1]["hash"])
+    verdict = audit.verify(tmp_path / audit.FILE_NAME, held=held_heads.read(files[0]))
+    assert verdict.ok and verdict.heads_checked == 3
+
+
+@pytest.mark.parametrize(
+    ("tamper", "line", "reason"),
+    [
+        (lambda ls: _reseal(ls, _no_dp), 1, "re-computed"),
+        (lambda ls: _reseal(ls, lambda rs: rs.pop(1)), 2, "re-computed"),
+        (lambda ls: ls[:-1], 3, "round 3, but the log ends at round 2"),
+        (lambda ls: _reseal(ls[:-1], lambda rs: None), 3, "truncated"),
+    ],
+    ids=["resealed-dp-false", "resealed-deletion", "last-deleted", "cut-resealed"],
+)
+def test_held_heads_catch_what_a_recomputed_chain_hides(
+    tmp_path: Path, tamper, line: int, reason: str
+) -> None:
+    files = _held_run(tmp_path)
+    path = _write(tmp_path, tamper(_lines(tmp_path)))
+    held = [h for f in files for h in held_heads.read(f)]
+
+    alone = audit.verify(path)  # the chain alone is fooled
+    verdict = audit.verify(path, held=held)
+
+    assert alone.ok
+    assert not verdict.ok and verdict.line == line and reason in verdict.reason
+
+
+def test_cli_checks_heads_and_a_deleted_log(tmp_path: Path) -> None:
+    runner = CliRunner()
+    files = _held_run(tmp_path)
+    log = tmp_path / audit.FILE_NAME
+    heads = [arg for f in files for arg in ("--heads", str(f))]
+
+    def verify(*extra: str) -> tuple[int, str]:
+        done = runner.invoke(app, ["audit", "verify", str(log), *extra])
+        assert "Traceback" not in done.output, done.output
+        return done.exit_code, done.output
+
+    code, text = verify(*heads)
+    assert code == 0 and "6 held head(s) match" in text
+    _write(tmp_path, _reseal(_lines(tmp_path), _no_dp))
+    assert verify()[0] == 0  # without the hospitals' heads a re-sealed log passes
+    code, text = verify(*heads, "--format", "json")
+    assert code == 1 and json.loads(text)["line"] == 1
+
+    other = tmp_path / "other.jsonl"
+    held_heads.record(other, "run-b", 1, "a" * 64)
+    code, text = verify("--heads", str(other))
+    assert code == 2 and "none of the held heads" in text
+    other.write_text("not json\n")
+    assert verify("--heads", str(other))[0] == 2
+    assert verify("--heads", str(tmp_path / "absent.jsonl"))[0] == 2
+
+    log.write_bytes(b"")
+    code, text = verify(*heads)
+    assert code == 1 and "holds no record" in text
+    log.unlink()
+    code, text = verify()
+    assert code == 1 and "log was deleted" in text
+    assert verify("--format", "json")[0] == 1

@@ -454,22 +454,80 @@ def test_budget_exhausted_hospital_declines_and_is_not_charged(
 
 def test_only_the_wire_contract_travels_in_clear(secagg_run: Simulated) -> None:
     """Every reply the aggregator received: clear metrics are the hospital's id
-    only, a SecAgg+ fit reply's clear count is 1, arrays travel only masked."""
+    (and a train reply's ledger head, a sha256) only, a SecAgg+ fit reply's
+    clear count is 1, arrays travel only masked."""
     from shared_models import wire
 
-    seen = 0
+    seen = heads = 0
     for reply in secagg_run.replies:
         if not reply.has_content():
             continue
         content = reply.content
         for name, record in content.config_records.items():
             if name.endswith(".metrics"):
-                assert set(record) <= {wire.HOSPITAL_ID}, (name, dict(record))
+                allowed = {wire.HOSPITAL_ID, wire.LEDGER_HEAD}
+                assert set(record) <= allowed, (name, dict(record))
+                if wire.LEDGER_HEAD in record:
+                    assert wire.is_sha256(record[wire.LEDGER_HEAD])
+                    heads += 1
                 seen += 1
         counts = content.metric_records.get("fitres.num_examples")
         if counts is not None and RECORD_KEY_CONFIGS in content.config_records:
             assert counts["num_examples"] == 1
         if reply.metadata.message_type == "train":
             assert all(len(r) == 0 for r in content.array_records.values())
-    # 2 rounds x 3 hospitals x (fit + pool + evaluate)
-    assert seen == 2 * 3 * 3
+    # 2 rounds x 3 hospitals x (fit + pool + evaluate); a head with each fit
+    assert seen == 2 * 3 * 3 and heads == 2 * 3
+
+
+def test_held_heads_vouch_for_the_run_and_catch_resealed_edits(
+    secagg_run: Simulated, tmp_path: Path
+) -> None:
+    """The real run: every hospital holds the audit heads, the audit log holds
+    every ledger head; copies edited and re-sealed fail both checks."""
+    from typer.testing import CliRunner
+
+    from shared_models import held_heads
+    from shared_models.hash_chain import canonical_json, seal
+    from simulation.cli.main import app
+
+    def verify(*args: str) -> int:
+        done = CliRunner().invoke(app, list(args))
+        assert "Traceback" not in done.output, done.output
+        return done.exit_code
+
+    def reseal(src: Path, dst: Path, edit: Any) -> Path:
+        records = [json.loads(line) for line in src.read_text().splitlines()]
+        edit(records)
+        sealed: list[dict] = []
+        for record in records:
+            sealed.append(seal(record, sealed[-1]["hash"] if sealed else ""))
+        dst.write_bytes(b"".join(canonical_json(r) + b"\n" for r in sealed))
+        return dst
+
+    log = secagg_run.run_dir / "audit.jsonl"
+    ledgers = [secagg_run.ledgers / f"{h}.jsonl" for h in HOSPITALS]
+    files = [held_heads.path_for(path) for path in ledgers]
+    heads = [arg for f in files for arg in ("--heads", str(f))]
+    assert [h.round for h in held_heads.read(files[0])] == [1, 2]
+    assert verify("audit", "verify", str(log), *heads) == 0
+    for path in ledgers:
+        assert (
+            verify("ledger", "verify", "--ledger", str(path), "--against", str(log))
+            == 0
+        )
+
+    def no_dp(records: list[dict]) -> None:
+        records[0]["settings"]["dp"] = False
+
+    def rich(records: list[dict]) -> None:
+        records[0]["budget"]["epsilon"] = 1000.0
+
+    forged = reseal(log, tmp_path / "audit.jsonl", no_dp)
+    assert verify("audit", "verify", str(forged)) == 0  # the chain alone passes
+    assert verify("audit", "verify", str(forged), *heads) == 1
+    ledger = reseal(ledgers[0], tmp_path / "h1.jsonl", rich)
+    assert verify("ledger", "verify", "--ledger", str(ledger)) == 0
+    assert (
+        verify("ledger", "verify", "--ledger", str(ledger), "--against", str(log)) == 1
+    )
