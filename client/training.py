@@ -144,6 +144,7 @@ def check_device(name: str) -> None:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else CPU."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
