@@ -100,22 +100,10 @@ def _entries(data: bytes, label: str) -> list[_Entry]:
         at, code, step = 2 * i, int(words[i]) >> 10, int(words[i]) & 0x3FF
         where = f"{label}, byte {at} (after annotation {len(entries)})"
         if code == 0 and step == 0:
-            if after_skip:
-                raise DataError(f"{where}: file ends after SKIP; expected annotation")
-            if i != len(words) - 1:
-                raise DataError(
-                    f"{where}: {len(data) - at - 2} bytes after the end-of-file "
-                    "word (0); expected the file to end there"
-                )
+            _check_end(len(data) - at - 2, after_skip, where)
             return entries
         if code == SKIP:
-            if i + 2 >= len(words):
-                raise DataError(
-                    f"{where}: SKIP needs a 4-byte interval and an annotation "
-                    "after it; the file ends first"
-                )
-            interval = (int(words[i + 1]) << 16) | int(words[i + 2])
-            time += interval - (1 << 32) if interval >= 1 << 31 else interval
+            time += _skip_interval(words, i, where)
             i, after_skip = i + 3, True
             continue
         if code > SKIP:  # NUM, SUB, CHN, AUX: a field of the annotation before
@@ -145,6 +133,28 @@ def _entries(data: bytes, label: str) -> list[_Entry]:
         f"{label}, byte {len(data)}: the file ends without the end-of-file word "
         "(two 0 bytes); expected it last: the file is cut"
     )
+
+
+def _check_end(trailing: int, after_skip: bool, where: str) -> None:
+    """The end-of-file word must be last, and must not follow a SKIP."""
+    if after_skip:
+        raise DataError(f"{where}: file ends after SKIP; expected annotation")
+    if trailing:
+        raise DataError(
+            f"{where}: {trailing} bytes after the end-of-file word (0); expected "
+            "the file to end there"
+        )
+
+
+def _skip_interval(words: np.ndarray, i: int, where: str) -> int:
+    """The signed 32-bit interval of the SKIP word ``i`` (high half first)."""
+    if i + 2 >= len(words):
+        raise DataError(
+            f"{where}: SKIP needs a 4-byte interval and an annotation after it; "
+            "the file ends first"
+        )
+    interval = (int(words[i + 1]) << 16) | int(words[i + 2])
+    return interval - (1 << 32) if interval >= 1 << 31 else interval
 
 
 def _read_aux(data: bytes, at: int, length: int, entry: _Entry, where: str) -> int:
