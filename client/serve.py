@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,27 @@ def check_bind(host: str, tls: bool, token: str) -> None:
     )
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, before the model is served, an address this machine cannot
+    listen on (a port in use, an unknown host), as uvicorn would bind it."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen on {host}:{port} "
+            f"({exc.strerror or exc}); choose a free port, or an address of "
+            "this machine"
+        ) from None
+
+
 def read_token(path: Path) -> str:
     """The bearer token in ``path`` (one line, at least 16 characters)."""
     try:
-        token = Path(path).read_text().strip()
-    except OSError as exc:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--token-file {path}: cannot read it ({exc})") from None
     if len(token) < 16 or any(c.isspace() for c in token):
         raise ConfigError(
@@ -101,8 +118,8 @@ def read_token(path: Path) -> str:
 def load_normalisation(path: Path) -> dict[str, Any]:
     """A hospital's statistics: a JSON object of them, or a card.json holding them."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"--normalisation {path}: cannot read JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("normalisation"), dict):
         data = data["normalisation"]

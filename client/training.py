@@ -49,6 +49,12 @@ class TrainConfig:
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for key in ("sample_rate", "momentum", "max_grad_norm", "proximal_mu"):
+            value = getattr(self, key)
+            if not math.isfinite(value):
+                raise ConfigError(
+                    f"{key.replace('_', '-')} must be a finite number, got {value}"
+                )
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 0:
@@ -114,6 +120,13 @@ class PrivateRun:
     randomness: Any = None
 
     def __post_init__(self) -> None:
+        if self.run_epsilon is not None and not (
+            math.isfinite(self.run_epsilon) and self.run_epsilon > 0
+        ):
+            raise ConfigError(
+                f"run epsilon (--run-epsilon) must be a finite number > 0, got "
+                f"{self.run_epsilon}: the share of the budget this run may spend"
+            )
         if self.randomness is None:
             from client.privacy import SECURE
 
@@ -131,6 +144,7 @@ def check_device(name: str) -> None:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else CPU."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -17,6 +17,8 @@ import typer
 from shared_models.errors import ConfigError, FedcareError
 
 USER_ERROR_EXIT = 2
+# Seeds reach numpy and torch, which take 0..2**32-1: typer refuses the rest.
+SEED_RANGE: dict[str, int] = {"min": 0, "max": 2**32 - 1}
 
 
 class OutputFormat(str, Enum):

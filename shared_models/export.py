@@ -155,8 +155,8 @@ def read_card(path: str | os.PathLike[str]) -> ModelCard:
             f"(expected {CARD} and {WEIGHTS}, as written by `fedcare train --out`)"
         )
     try:
-        data = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{card_path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ModelError(f"{card_path}: expected a JSON object (a model card)")

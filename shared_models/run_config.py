@@ -19,6 +19,7 @@ and the aggregator sends the resolved keys with each instruction
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -82,6 +83,10 @@ class RunConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # inf or nan passes every comparison below
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                _check(math.isfinite(value), _kebab(f.name), value, "a finite number")
         _check(self.task in TASKS, "task", self.task, f"one of {', '.join(TASKS)}")
         _check(
             self.strategy in ("", *STRATEGIES),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -54,6 +55,27 @@ class SimulationOptions:
     ray_address: str | None = None
     verbose: bool = False
 
+    def __post_init__(self) -> None:
+        """Bad numbers are refused here, before the run folder or a cohort is
+        written (inf and nan pass every comparison, so finiteness first)."""
+        from client.privacy import PrivacyBudget
+        from simulation.cohorts.skew import check_label_skew
+
+        if not (math.isfinite(self.scale) and 0 < self.scale <= 10):
+            raise ConfigError(f"--scale {self.scale}: expected a number in (0, 10]")
+        check_label_skew(self.label_skew, self.hospitals)
+        PrivacyBudget(epsilon=self.epsilon, delta=self.delta)  # checks both
+        if not (math.isfinite(self.client_cpus) and self.client_cpus > 0):
+            raise ConfigError(
+                f"--client-cpus {self.client_cpus}: expected a finite number > 0"
+            )
+        if not (math.isfinite(self.client_gpus) and self.client_gpus >= 0):
+            raise ConfigError(
+                f"--client-gpus {self.client_gpus}: expected a finite number >= 0"
+            )
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ConfigError(f"--num-cpus {self.num_cpus}: expected at least 1")
+
     @property
     def ledgers(self) -> Path:
         """Where a generated cohort's ledgers live: in the run folder (its
@@ -73,20 +95,28 @@ def ledger_path(opts: SimulationOptions, data: Path) -> Path:
     return (opts.ledgers / f"{data.name}.jsonl").resolve()
 
 
+def given_hospitals(data_dir: Path) -> list[Path]:
+    """The hospital folders of ``--data-dir``: one sub-folder each, at least 2."""
+    if not data_dir.is_dir():
+        raise ConfigError(
+            f"--data-dir {data_dir}: not a folder; expected one holding a "
+            "sub-folder per hospital"
+        )
+    dirs = sorted(
+        p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    if len(dirs) < 2:
+        raise ConfigError(
+            f"--data-dir {data_dir}: expected one sub-folder per hospital (at "
+            f"least 2), found {len(dirs)}"
+        )
+    return dirs
+
+
 def hospital_dirs(opts: SimulationOptions, timings: dict[str, float]) -> list[Path]:
     """The hospital folders: ``--data-dir``'s sub-folders, or a generated cohort."""
     if opts.data_dir is not None:
-        dirs = sorted(
-            p
-            for p in Path(opts.data_dir).iterdir()
-            if p.is_dir() and not p.name.startswith(".")
-        )
-        if len(dirs) < 2:
-            raise ConfigError(
-                f"--data-dir {opts.data_dir}: expected one sub-folder per "
-                f"hospital (at least 2), found {len(dirs)}"
-            )
-        return dirs
+        return given_hospitals(Path(opts.data_dir))
     cohort = opts.out / "cohort"
     if cohort.is_dir() and opts.run.resume:
         return sorted(
@@ -154,6 +184,8 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
             f"--run-epsilon {opts.run.run_epsilon:g} exceeds each hospital's "
             f"budget --epsilon {opts.epsilon:g}; ask for at most the budget"
         )
+    if opts.data_dir is not None:
+        given_hospitals(Path(opts.data_dir))  # refused before --out is touched
     prepare_out(opts)
     timings: dict[str, float] = {}
     dirs = hospital_dirs(opts, timings)

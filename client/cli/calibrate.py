@@ -7,7 +7,14 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import (
+    SEED_RANGE,
+    OutputFormat,
+    check_output_dir,
+    emit,
+    setup_logging,
+    user_errors,
+)
 
 _MODEL = typer.Option(..., "--model", help="Model directory (card.json + weights).")
 _DATA = typer.Option(..., "--data", help="This hospital's folder or data file.")
@@ -18,7 +25,7 @@ _OUT = typer.Option(
     "threshold); keep it at the hospital (default: report only).",
 )
 _SPLIT_SEED = typer.Option(
-    0, "--split-seed", help="Patient split of DATA (as fedcare train)."
+    0, "--split-seed", help="Patient split of DATA (as fedcare train).", **SEED_RANGE
 )
 _FORMAT = typer.Option(OutputFormat.text, "--format")
 
@@ -41,6 +48,8 @@ def command(
     with user_errors():
         from client.pipeline import calibrate_dir
 
+        if out is not None:
+            check_output_dir(out)
         payload = calibrate_dir(model, data, out, split_seed)
         emit(payload, format, lambda: _print(payload))
 

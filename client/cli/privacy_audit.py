@@ -13,7 +13,13 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import (
+    SEED_RANGE,
+    OutputFormat,
+    emit,
+    setup_logging,
+    user_errors,
+)
 
 BROKEN_EXIT = 1
 
@@ -44,7 +50,9 @@ _UNIT = typer.Option(
     help="What the guarantee protects: patient (all of a patient's records) or "
     "example (one beat, window or stay).",
 )
-_SPLIT_SEED = typer.Option(0, "--split-seed", help="Seed of the patient split.")
+_SPLIT_SEED = typer.Option(
+    0, "--split-seed", help="Seed of the patient split.", **SEED_RANGE
+)
 _CONFIDENCE = typer.Option(
     0.95, "--confidence", help="Confidence of the lower bound, in (0, 1)."
 )

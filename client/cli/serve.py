@@ -57,6 +57,7 @@ def command(
             ModelServer,
             ServeLimits,
             check_bind,
+            check_port,
             create_app,
             load_normalisation,
             read_token,
@@ -70,6 +71,7 @@ def command(
                 raise ConfigError(f"{path}: no such file")
         token = read_token(token_file) if token_file else ""
         check_bind(host, tls_cert is not None, token)
+        check_port(host, port)
         stats = load_normalisation(normalisation) if normalisation else None
         server = ModelServer(model, stats, device)
         if server.stats is None:

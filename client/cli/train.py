@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from shared_models.cli import (
+    SEED_RANGE,
     OutputFormat,
     check_output_dir,
     emit,
@@ -49,7 +50,7 @@ _UNIT = typer.Option(
     "example (one beat, window or stay) [default: patient].",
 )
 _SPLIT_SEED = typer.Option(
-    0, "--split-seed", help="Seed of the patient split [default: 0]."
+    0, "--split-seed", help="Seed of the patient split [default: 0].", **SEED_RANGE
 )
 _PER_PATIENT = typer.Option(
     None,
@@ -71,7 +72,10 @@ _MAX_GRAD_NORM = typer.Option(
     None, "--max-grad-norm", help="Per-patient clip (default: the task's recipe)."
 )
 _SEED = typer.Option(
-    0, "--seed", help="Seeds initial weights and augmentation, never the DP noise."
+    0,
+    "--seed",
+    help="Seeds initial weights and augmentation, never the DP noise.",
+    **SEED_RANGE,
 )
 _DEVICE = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda.")
 _RUN_ID = typer.Option(None, "--run-id", help="Ledger run id [default: new].")
@@ -161,6 +165,7 @@ def _private_run(
         raise DataError(f"--data {data}: no such file or directory")
     fingerprint = dataset_fingerprint(data)
     path = ledger if ledger is not None else default_ledger_path(data)
+    check_output_dir(path.parent, "--ledger")  # its folder is made at the first plan
     budget = None
     if epsilon is not None or delta is not None or not path.exists():
         budget = PrivacyBudget(

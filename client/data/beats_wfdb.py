@@ -13,6 +13,7 @@ import wfdb
 
 from client.data._io import MAX_ABS_VALUE, first_out_of_range
 from client.data.aami import NON_BEAT_SYMBOLS, SYMBOL_TO_AAMI
+from client.data.mit_annotations import read_annotations
 from shared_models.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -101,18 +102,12 @@ def _read_annotations(rec: Path, extension: str) -> tuple[np.ndarray, list[str]]
             "bytes); expected beat annotations (remove the record, or restore "
             "its annotations)"
         )
-    try:
-        ann = wfdb.rdann(str(rec), extension)
-    except FileNotFoundError:
+    if not path.is_file():
         raise DataError(
             f"WFDB record {rec.name}: annotation file {rec.name}.{extension} not "
             f"found; expected beat annotations next to {rec.name}.hea"
-        ) from None
-    except Exception as exc:
-        raise DataError(
-            f"WFDB record {rec.name}: annotation file {rec.name}.{extension} could "
-            f"not be read ({type(exc).__name__}: {exc})"
-        ) from None
+        )
+    ann = read_annotations(path, f"WFDB record {rec.name}: annotation file {path.name}")
     samples = np.asarray(ann.sample, dtype=np.int64)
     back = np.flatnonzero(np.diff(samples) < 0)
     if back.size:

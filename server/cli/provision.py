@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, user_errors
+from shared_models.cli import OutputFormat, check_output_dir, emit, user_errors
 
 app = typer.Typer(
     help="Provision a consortium: CA, SuperLink certificate, SuperNode keys, bundles "
@@ -61,6 +61,7 @@ def init_command(
     from server.provision import init
 
     with user_errors():
+        check_output_dir(out)
         _print_report(init(consortium, out, reissue_server_cert), format)
 
 
@@ -103,6 +104,7 @@ def node_key_command(
     from server.provision import node_key
 
     with user_errors():
+        check_output_dir(folder, "FOLDER")
         _print_report(node_key(folder, id, consortium), format)
 
 

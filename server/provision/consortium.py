@@ -115,16 +115,22 @@ class Consortium:
                 "missing); run `fedcare provision init CONSORTIUM.toml "
                 f"--out {out}` first"
             )
-        raw = json.loads(path.read_text())
         known = {f.name for f in fields(Hospital)}
-        return cls(
-            raw["name"],
-            Aggregator(**raw["aggregator"]),
-            [
-                Hospital(**{k: v for k, v in h.items() if k in known})
-                for h in raw["hospitals"]
-            ],  # fmt: skip
-        )
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                raw["name"],
+                Aggregator(**raw["aggregator"]),
+                [
+                    Hospital(**{k: v for k, v in h.items() if k in known})
+                    for h in raw["hospitals"]
+                ],  # fmt: skip
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProvisionError(
+                f"{path}: not the state fedcare provision writes ({exc!r}); "
+                "restore it from a backup, or provision again in a new folder"
+            ) from None
 
 
 def check_hospital_id(hospital_id: object, where: str = "hospital id") -> str:
@@ -139,9 +145,18 @@ def check_hospital_id(hospital_id: object, where: str = "hospital id") -> str:
 def load_consortium_file(path: Path) -> Consortium:
     """Parse and validate a consortium TOML file (errors name the file and the key)."""
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConsortiumFileError(f"consortium file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConsortiumFileError(
+            f"consortium file {path} is a folder; pass the consortium's TOML file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConsortiumFileError(
+            f"consortium file {path} cannot be read as UTF-8 text ({exc}); pass "
+            "the consortium's TOML file"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConsortiumFileError(f"{path} is not valid TOML: {exc}") from None
     _no_unknown(raw, {"name", "aggregator", "hospitals"}, f"{path}")

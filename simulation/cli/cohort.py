@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shared_models.cli import user_errors
+from shared_models.cli import SEED_RANGE, check_output_dir, user_errors
 from shared_models.errors import ConfigError
 
 
@@ -53,7 +53,9 @@ _HOSPITALS = typer.Option(
     5, "--hospitals", help="Number of hospitals to write (hospital_01..)."
 )
 _OUT = typer.Option(..., "--out", help="Folder that receives the hospital_XX folders.")
-_SEED = typer.Option(0, "--seed", help="Cohort seed; same seed, same bytes.")
+_SEED = typer.Option(
+    0, "--seed", help="Cohort seed; same seed, same bytes.", **SEED_RANGE
+)
 _SCALE = typer.Option(
     1.0,
     "--scale",
@@ -97,6 +99,7 @@ def command(
 
     with user_errors():
         chosen = _parse_kinds(kinds)
+        check_output_dir(out)
         start = time.perf_counter()
         paths = write_cohort(
             out,

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from shared_models.cli import (
+    SEED_RANGE,
     OutputFormat,
     check_output_dir,
     emit,
@@ -64,7 +65,7 @@ def command(
         False, "--overwrite", help="Replace an existing --out."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", **SEED_RANGE),
     scale: float = typer.Option(1.0, "--scale", help="Cohort size multiplier."),
     label_skew: float = typer.Option(
         None,
@@ -144,6 +145,8 @@ def command(
         refuse_test_randomness("fedcare simulate")
         check_privacy_unit(privacy_unit)
         check_output_dir(out)
+        if ledger_dir is not None:
+            check_output_dir(ledger_dir, "--ledger-dir")
         overrides: dict[str, Any] = {
             "task": task,
             "seed": seed,
