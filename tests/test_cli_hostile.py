@@ -56,6 +56,9 @@ PATH_KINDS = {
     "train ledger": "out_file",  # created by the first private run
     "budget ledger": "ledger",
     "audit verify log": "audit_log",
+    "audit verify heads": "in_file",
+    "ledger verify ledger": "ledger",
+    "ledger verify against": "audit_log",
     "checkpoints": "checkpoints",
     "consortium": "in_file",
     "public_key": "in_file",
@@ -91,13 +94,15 @@ WORDS = {
     "host": "no-such-host.invalid",
     "id": "../hospital",
 }
-EXIT = {("audit verify log", "garbage"): 1}  # a log that is no chain: tampered
+# a log or ledger that is no chain: tampered
+EXIT = {("audit verify log", "garbage"): 1, ("ledger verify ledger", "garbage"): 1}
 
 # A valid invocation of each command with required parameters ({name}: World).
 FAST_TRAIN = {"epochs": "1", "batch_size": "8", "device": "cpu"}
 BASELINES: dict[str, dict[str, object]] = {
     "audit verify": {"log": "{audit_log}", "checkpoints": "{checkpoints}"},
     "budget": {"ledger": "{ledger}"},
+    "ledger verify": {"ledger": "{ledger}"},
     "calibrate": {"model": "{model}", "data": "{hospital}", "out": "{new}"},
     "cohort": {"out": "{new}", "hospitals": "2", "scale": "0.05", "kinds": "signals"},
     "evaluate": {"model": "{model}", "data": "{hospital}"},

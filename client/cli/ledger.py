@@ -36,7 +36,8 @@ _AGAINST = typer.Option(
     None,
     "--against",
     help="A run's audit log (RUN/audit.jsonl, or RUN): every ledger head it "
-    "recorded of this hospital must be a record of the ledger.",
+    "recorded of this hospital must be a record of the ledger (default: the "
+    "ledger's own chain only).",
 )
 _HOSPITAL = typer.Option(
     None,

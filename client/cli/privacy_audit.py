@@ -57,17 +57,17 @@ _CONFIDENCE = typer.Option(
     0.95, "--confidence", help="Confidence of the lower bound, in (0, 1)."
 )
 _EPOCHS = typer.Option(
-    None, "--epochs", min=1, help="[default: the task's recommendation]"
+    None, "--epochs", min=1, help="(default: the task's recommendation)"
 )
 _BATCH_SIZE = typer.Option(
-    None, "--batch-size", min=1, help="Expected batch size [default: the task's]."
+    None, "--batch-size", min=1, help="Expected batch size (default: the task's)."
 )
 _PER_PATIENT = typer.Option(
     None,
     "--examples-per-patient",
     min=1,
     help="Patient-level DP: at most this many of a sampled patient's examples "
-    "per step [default: the task's].",
+    "per step (default: the task's).",
 )
 _FORMAT = typer.Option(
     OutputFormat.text, "--format", help="text for people, json for machines."

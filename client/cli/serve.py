@@ -21,16 +21,19 @@ _NORMALISATION = typer.Option(
     None,
     "--normalisation",
     help="This hospital's normalisation statistics (JSON, or a card.json of a "
-    "model it trained): required for a federated ICU or signal model.",
+    "model it trained): required for a federated ICU or signal model "
+    "(default: the card's own).",
 )
 _DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
-_TLS_CERT = typer.Option(None, "--tls-cert", help="TLS certificate (PEM).")
-_TLS_KEY = typer.Option(None, "--tls-key", help="TLS private key (PEM).")
+_TLS_CERT = typer.Option(
+    None, "--tls-cert", help="TLS certificate (PEM; default: none, plain HTTP)."
+)
+_TLS_KEY = typer.Option(None, "--tls-key", help="TLS private key (PEM; default: none).")
 _TOKEN = typer.Option(
     None,
     "--token-file",
     help="File holding a bearer token every request must send "
-    "(Authorization: Bearer TOKEN). Needed, with TLS, beyond loopback.",
+    "(Authorization: Bearer TOKEN). Needed, with TLS, beyond loopback (default: none).",
 )
 _MAX_BODY = typer.Option(
     4, "--max-body-mb", min=1, max=256, help="Largest request body, in MiB (413 above)."

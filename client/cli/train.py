@@ -29,9 +29,9 @@ _EPSILON = typer.Option(
     None,
     "--epsilon",
     help="The hospital's total privacy "
-    "budget; fixed when the ledger is created [default 8.0].",
+    "budget; fixed when the ledger is created (default: 8.0).",
 )
-_DELTA = typer.Option(None, "--delta", help="Budget delta [default 1e-5].")
+_DELTA = typer.Option(None, "--delta", help="Budget delta (default: 1e-5).")
 _RUN_EPSILON = typer.Option(
     1.0,
     "--run-epsilon",
@@ -41,23 +41,23 @@ _LEDGER = typer.Option(
     None,
     "--ledger",
     help="The dataset's privacy ledger; every private run is charged to it "
-    "[default: ~/.fedcare/ledgers/<hash of the data path>.jsonl, one per dataset].",
+    "(default: ~/.fedcare/ledgers/<hash of the data path>.jsonl, one per dataset).",
 )
 _UNIT = typer.Option(
     "patient",
     "--privacy-unit",
     help="What the guarantee protects: patient (all of a patient's records) or "
-    "example (one beat, window or stay) [default: patient].",
+    "example (one beat, window or stay).",
 )
 _SPLIT_SEED = typer.Option(
-    0, "--split-seed", help="Seed of the patient split [default: 0].", **SEED_RANGE
+    0, "--split-seed", help="Seed of the patient split.", **SEED_RANGE
 )
 _PER_PATIENT = typer.Option(
     None,
     "--examples-per-patient",
     min=1,
     help="Patient-level DP: at most this many of a sampled patient's examples "
-    "per step [default: 8].",
+    "per step (default: 8).",
 )
 _NO_DP = typer.Option(False, "--no-dp", help="Train without differential privacy.")
 _EPOCHS = typer.Option(None, "--epochs", min=1, help="(default: the task's recipe)")
@@ -78,7 +78,7 @@ _SEED = typer.Option(
     **SEED_RANGE,
 )
 _DEVICE = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda.")
-_RUN_ID = typer.Option(None, "--run-id", help="Ledger run id [default: new].")
+_RUN_ID = typer.Option(None, "--run-id", help="Ledger run id (default: new).")
 _FORMAT = typer.Option(OutputFormat.text, "--format")
 
 

@@ -33,14 +33,15 @@ _LOG = typer.Argument(..., help="The audit log, e.g. RUN/audit.jsonl.")
 _CHECKPOINTS = typer.Option(
     None,
     "--checkpoints",
-    help="Also check each round's model hash against RUN/checkpoints/*/state.json.",
+    help="Also check each round's model hash against "
+    "RUN/checkpoints/*/state.json (default: not checked).",
 )
 _HEADS = typer.Option(
     None,
     "--heads",
     help="A hospital's <ledger>.audit-heads.jsonl (repeat for each hospital): the "
     "log must hold every head of its run at its round (an edit whose chain was "
-    "re-computed, or a cut, does not).",
+    "re-computed, or a cut, does not) (default: none held).",
 )
 _FORMAT = typer.Option(
     OutputFormat.text, "--format", help="text for people, json for machines."

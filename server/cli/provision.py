@@ -73,7 +73,8 @@ def add_hospital_command(
     public_key: Path = typer.Option(
         None,
         "--public-key",
-        help="The node.pub the hospital sent (from `fedcare provision node-key`).",
+        help="The node.pub the hospital sent (from `fedcare provision node-key`; "
+        "default: none yet, the hospital awaits its key).",
     ),
     rekey: bool = typer.Option(
         False, "--rekey", help="Confirm replacing a hospital's registered key."

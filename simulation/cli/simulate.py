@@ -71,26 +71,30 @@ def command(
         None,
         "--label-skew",
         help="Dirichlet alpha of label "
-        "skew across hospitals (small = strongly non-IID).",
+        "skew across hospitals (small = strongly non-IID; default: off).",
     ),
     data_dir: Path = typer.Option(
         None,
         "--data-dir",
         help="Use these hospital folders "
-        "(one sub-folder each) instead of synthetic ones.",
+        "(one sub-folder each) instead of synthetic ones (default: synthetic).",
     ),
     ledger_dir: Path = typer.Option(
         None,
         "--ledger-dir",
-        help="Hospitals' privacy ledgers [default: with --data-dir, each "
+        help="Hospitals' privacy ledgers (default: with --data-dir, each "
         "hospital's own default ledger, the one fedcare train uses for that data; "
-        "for a generated cohort, RUN/ledgers].",
+        "for a generated cohort, RUN/ledgers).",
     ),
     epsilon: float = typer.Option(
         8.0, "--epsilon", help="Each hospital's total budget."
     ),
     delta: float = typer.Option(1e-5, "--delta"),
-    run_epsilon: float = typer.Option(None, "--run-epsilon", help="Spend of this run."),
+    run_epsilon: float = typer.Option(
+        None,
+        "--run-epsilon",
+        help="Spend of this run (default: 2.0, the run config's).",
+    ),
     no_dp: bool = typer.Option(
         False, "--no-dp", help="Train without DP (not private)."
     ),
@@ -101,14 +105,16 @@ def command(
         "patient",
         "--privacy-unit",
         help="What each hospital's guarantee protects: patient (all of a patient's "
-        "records) or example (one beat, window or stay) [default: patient].",
+        "records) or example (one beat, window or stay).",
     ),
     strategy: str = typer.Option(
         None,
         "--strategy",
         help="fedavg, fedprox or fedadam (default: the task's recipe).",
     ),
-    proximal_mu: float = typer.Option(None, "--proximal-mu", help="FedProx mu."),
+    proximal_mu: float = typer.Option(
+        None, "--proximal-mu", help="FedProx mu (default: 0)."
+    ),
     no_baselines: bool = typer.Option(
         False, "--no-baselines", help="Skip local-only and centralized baselines."
     ),
@@ -116,13 +122,16 @@ def command(
     client_gpus: float = typer.Option(
         None,
         "--client-gpus",
-        help="GPUs per hospital [default: 1/hospitals when CUDA is present, else 0].",
+        help="GPUs per hospital (default: 1/hospitals when CUDA is present, else 0).",
     ),
-    num_cpus: int = typer.Option(None, "--num-cpus", help="CPUs Ray may use [all]."),
+    num_cpus: int = typer.Option(
+        None, "--num-cpus", help="CPUs Ray may use (default: all)."
+    ),
     ray_address: str = typer.Option(
         None,
         "--ray-address",
-        help="Attach to a running Ray cluster (e.g. auto or HOST:6379).",
+        help="Attach to a running Ray cluster (e.g. auto or HOST:6379; "
+        "default: a local one).",
     ),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format"),
     verbose: bool = typer.Option(
