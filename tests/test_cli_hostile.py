@@ -25,6 +25,7 @@ from pathlib import Path
 
 import click
 import pytest
+import reliability
 import typer
 from cli_hostile_world import World, build_world, make_junk
 from typer.testing import CliRunner, Result
@@ -249,21 +250,26 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(
     assert value != "{unclassified}", (
         f"{name}: classify path parameter {param!r} in PATH_KINDS"
     )
-    before = _snapshot(world.root)
-    result = _run(world, name, changes)
-    written = _snapshot(world.root) != before
-    if written:
-        make_junk(world.root)
-    argv = " ".join(_argv(world, name, changes))
-    assert not isinstance(result, Started), f"fedcare {argv}: accepted, {result} began"
-    assert not written, f"fedcare {argv} wrote files: {result.output}"
-    output = result.output
-    assert "Traceback" not in output, output
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"fedcare {argv}: {type(result.exception).__name__}: {result.exception}"
-    )
-    assert result.exit_code == code, output
-    _assert_short(output)
+    kind = "bad paths and files" if str(value).startswith("{") else "bad flag values"
+    # the world's ledger is in the snapshot: unchanged files = no budget spent
+    with reliability.case(f"CLI: {kind}", checks_lost=True, checks_spent=True):
+        before = _snapshot(world.root)
+        result = _run(world, name, changes)
+        written = _snapshot(world.root) != before
+        if written:
+            make_junk(world.root)
+        argv = " ".join(_argv(world, name, changes))
+        assert not isinstance(result, Started), (
+            f"fedcare {argv}: accepted, {result} began"
+        )
+        assert not written, f"fedcare {argv} wrote files: {result.output}"
+        output = result.output
+        assert "Traceback" not in output, output
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            f"fedcare {argv}: {type(result.exception).__name__}: {result.exception}"
+        )
+        assert result.exit_code == code, output
+        _assert_short(output)
 
 
 def _assert_short(output: str) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import reliability
 from typer.testing import CliRunner
 
 from shared_models.errors import ModelError
@@ -90,8 +91,9 @@ DAMAGE = {
 def test_damaged_model_folder_is_refused(model_dir: Path, case: str) -> None:
     mutate, message = DAMAGE[case]
     mutate(model_dir)
-    with pytest.raises(ModelError, match=message):
-        load_model_dir(model_dir)
+    with reliability.case("model folder: damaged card or weights"):
+        with pytest.raises(ModelError, match=message):
+            load_model_dir(model_dir)
 
 
 @pytest.mark.parametrize("command", ["evaluate", "serve"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import reliability
 from typer.testing import CliRunner
 
 from client.privacy import PrivacyBudget, PrivacyLedger
@@ -29,14 +30,20 @@ def test_run_epsilon_above_the_budget_exits_2_before_anything_is_written(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "s"
-    result = CliRunner().invoke(
-        app, ["simulate", "--out", str(out), "--epsilon", "8", "--run-epsilon", "100"]
-    )
-    assert result.exit_code == 2, result.output
-    assert "--run-epsilon 100 exceeds each hospital's budget --epsilon 8" in (
-        result.output
-    )
-    assert not out.exists()
+    with reliability.case(
+        "budget: a run asking more than the budget",
+        checks_lost=True,
+        checks_spent=True,
+    ):
+        result = CliRunner().invoke(
+            app,
+            ["simulate", "--out", str(out), "--epsilon", "8", "--run-epsilon", "100"],
+        )
+        assert result.exit_code == 2, result.output
+        assert "--run-epsilon 100 exceeds each hospital's budget --epsilon 8" in (
+            result.output
+        )
+        assert not out.exists()
 
 
 def test_run_epsilon_above_an_existing_ledgers_remaining_exits_2(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import reliability
 from typer.testing import CliRunner
 
 from simulation.cli.main import app
@@ -246,9 +247,14 @@ def test_training_data_without_a_positive_class_exits_2_and_spends_nothing(
     frame["deterioration"] = 0
     data = tmp_path / "vitals.parquet"
     frame.to_parquet(data)
-    result = _train(data, tmp_path)
-    assert result.exit_code == 2, result.output
-    assert "holds only class" in result.output
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "ledger.jsonl").exists()
-    assert not (tmp_path / "model").exists()
+    with reliability.case(
+        "budget: training data without a positive class",
+        checks_lost=True,
+        checks_spent=True,
+    ):
+        result = _train(data, tmp_path)
+        assert result.exit_code == 2, result.output
+        assert "holds only class" in result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / "ledger.jsonl").exists()
+        assert not (tmp_path / "model").exists()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reliability
 from fedcare_data_builders import vitals_frame, write_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -76,6 +77,12 @@ def _damage(text: str, draw: st.DrawFn) -> str:
 
 
 def _check(load: Callable[[], object], name: str) -> None:
+    reader = "WFDB record" if name == "p250" else name
+    with reliability.case(f"data: damaged {reader} (hypothesis)"):
+        _check_one(load, name)
+
+
+def _check_one(load: Callable[[], object], name: str) -> None:
     try:
         loaded = load()
     except DataError as exc:
