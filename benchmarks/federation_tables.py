@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,56 @@ def stages_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def projection(ex: dict[str, Any], slots: int) -> dict[str, float] | None:
+    """Round time and memory of ``ex['hospitals']`` hospitals on ``slots``
+    hospital workers, linear in the measured per-hospital figures."""
+    plain, n = ex.get("plain"), ex["hospitals"]
+    if plain is None or "memory_per_hospital_mb" not in ex:
+        return None
+    round_s = (
+        plain["round_fixed_s"]
+        + n * plain["serial_per_hospital_s"]
+        + math.ceil(n / slots) * plain["train_mean_s"]
+    )
+    extra_workers = max(0, slots - plain["measured_slots"])
+    memory = (
+        ex["memory_fixed_mb"]
+        + n * ex["memory_per_hospital_mb"]
+        + extra_workers * ex["ray_worker_mb"]
+    )
+    return {"slots": slots, "round_s": round(round_s, 1), "memory_gb": memory / 1024}
+
+
+def projection_table(summary: dict[str, Any]) -> str:
+    ex = summary["extrapolation"]
+    rows = [projection(ex, slots) for slots in (2, 100, 1000)]
+    if rows[0] is None:
+        return "(not enough completed runs to extrapolate)"
+    plain = ex["plain"]
+    lines = [
+        f"Measured (plain FedAvg, steady rounds, linear fits over the completed "
+        f"runs): round = {plain['round_fixed_s']:.2f} s + "
+        f"{plain['round_per_hospital_s']:.3f} s per hospital on "
+        f"{plain['measured_slots']} workers; mean local training "
+        f"{plain['train_mean_s']:.2f} s per hospital, so "
+        f"{plain['serial_per_hospital_s']:.3f} s per hospital is not training "
+        f"(the driver and Ray, serial here); peak PSS of the process tree = "
+        f"{ex['memory_fixed_mb']:.0f} MB + {ex['memory_per_hospital_mb']:.1f} MB "
+        f"per hospital; one hospital worker (Ray actor) peaks at "
+        f"{ex['ray_worker_mb']:.0f} MB RSS.",
+        "",
+        f"| {ex['hospitals']} hospitals on | round s (projected) | memory GB "
+        "(projected) |",
+        "|---|--:|--:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['slots']} worker slots | {r['round_s']:,.0f} | "
+            f"{r['memory_gb']:,.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def block(result: dict[str, Any]) -> str:
     s = result.get("summary") or summarise(result)
     m = result["machine"]
@@ -196,6 +247,8 @@ def block(result: dict[str, Any]) -> str:
             "SecAgg+ stages of the fit round (steady rounds, mean):",
             "",
             stages_table(s),
+            "",
+            projection_table(s),
             "",
             END,
         ]
