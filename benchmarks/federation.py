@@ -229,6 +229,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     p.add_argument("--scale-timeout", type=float, default=2400)
+    p.add_argument(
+        "--scale-only",
+        action="store_true",
+        help="run only the scale search and put it into the --out JSON (kept)",
+    )
     p.add_argument("--quick", action="store_true", help="CI smoke: 3 hospitals")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None, help="rewrite its section")
@@ -248,6 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.source is not None:
         result = json.loads(args.source.read_text())
+    elif args.scale_only:
+        result = json.loads(args.out.read_text())
+        with tempfile.TemporaryDirectory(prefix="fedcare-federation-") as tmp:
+            result["scale_search"] = scale_search(args, Path(tmp))
+        result["scale_search_command"] = " ".join(
+            ["python", "benchmarks/federation.py", *sys.argv[1:]]
+        )
+        result["summary"] = summarise(result)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     else:
         info = machine()
         with tempfile.TemporaryDirectory(prefix="fedcare-federation-") as tmp:
