@@ -232,7 +232,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--scale-only",
         action="store_true",
-        help="run only the scale search and put it into the --out JSON (kept)",
+        help="run only the scale search and add it to the --out JSON",
     )
     p.add_argument("--quick", action="store_true", help="CI smoke: 3 hospitals")
     p.add_argument("--out", type=Path, default=None)
@@ -256,9 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scale_only:
         result = json.loads(args.out.read_text())
         with tempfile.TemporaryDirectory(prefix="fedcare-federation-") as tmp:
-            result["scale_search"] = scale_search(args, Path(tmp))
-        result["scale_search_command"] = " ".join(
-            ["python", "benchmarks/federation.py", *sys.argv[1:]]
+            found = scale_search(args, Path(tmp))
+        # appended: earlier searches of this result stay in it
+        result["scale_search"] = result.get("scale_search", []) + found
+        result.setdefault("scale_search_commands", []).append(
+            " ".join(["python", "benchmarks/federation.py", *sys.argv[1:]])
         )
         result["summary"] = summarise(result)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
