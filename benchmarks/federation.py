@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.source is not None:
         result = json.loads(args.source.read_text())
+        result["summary"] = summarise(result)  # derived: always this code's
     elif args.scale_only:
         result = json.loads(args.out.read_text())
         with tempfile.TemporaryDirectory(prefix="fedcare-federation-") as tmp:

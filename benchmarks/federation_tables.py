@@ -234,6 +234,13 @@ def projection_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _searches(result: dict[str, Any]) -> list[str]:
+    """Lines naming the ``--scale-only`` runs added to this result."""
+    commands = result.get("scale_search_commands") or []
+    lines = [f"Scale search added by `{c}`." for c in commands]
+    return [*lines, ""] if lines else []
+
+
 def block(result: dict[str, Any]) -> str:
     s = result.get("summary") or summarise(result)
     m = result["machine"]
@@ -246,6 +253,7 @@ def block(result: dict[str, Any]) -> str:
             f"load average at start {m['loadavg_at_start'][0]:.1f}, at end "
             f"{m['loadavg_at_end'][0]:.1f}.",
             "",
+            *_searches(result),
             table(s),
             "",
             "SecAgg+ stages of the fit round (steady rounds, mean):",
