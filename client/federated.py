@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,9 @@ class Hospital:
             private = self._private_run(run_name, fit)
             if private is not None:
                 self._check_within_plan(private, self._steps_per_round(fit))
+            started = time.monotonic()
             result = train(model, fit.x, fit.y, config, private, groups=fit.groups)
+            seconds = time.monotonic() - started
         except BudgetExceededError as exc:
             log.warning(
                 "hospital %s declines round %d: %s",
@@ -209,7 +212,10 @@ class Hospital:
             },
             **self._budget_metrics(run_name, server_round),
         )
-        self.local_report(run_name).record("fit", server_round, metrics)
+        # How long the local training took stays in the local report: it is
+        # not in ``metrics`` (the reply), so it never reaches the aggregator.
+        own = {**metrics, "train-seconds": round(seconds, 4)}
+        self.local_report(run_name).record("fit", server_round, own)
         return get_weights(model), len(fit), metrics
 
     def local_report(self, run_name: str) -> LocalReport:
@@ -382,7 +388,8 @@ class Hospital:
 class LocalReport:
     """A hospital's own record of a federated run
     (``<report-dir>/<hospital-id>/<run>.json``):
-    per round, how it trained (steps, loss, epsilon, or why it declined) and
+    per round, how it trained (steps, loss, epsilon, the seconds its local
+    training took, or why it declined) and
     its own metrics of the global model. It never leaves the hospital."""
 
     def __init__(self, folder: Path, run_name: str, hospital_id: str) -> None:

@@ -218,6 +218,14 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
             "reveals each hospital's update to the other. Add hospitals or pass "
             "--no-secagg."
         )
+    from shared_models import wire
+
+    if opts.run.secagg and n > wire.POOL_MAX_HOSPITALS:
+        raise ConfigError(
+            f"SecAgg+ pools the evaluation of at most {wire.POOL_MAX_HOSPITALS} "
+            f"hospitals exactly (shared_models.wire), got {n}; use fewer "
+            "hospitals or pass --no-secagg"
+        )
     run = replace(
         opts.run,
         run_dir=str(opts.out),

@@ -23,6 +23,7 @@ from shared_models.errors import ConfigError, DataError
 from simulation.cohorts.ecg import write_ecg
 from simulation.cohorts.profiles import (
     GENERATOR_VERSION,
+    MAX_HOSPITALS,
     HospitalProfile,
     hospital_dirname,
     hospital_profile,
@@ -131,8 +132,8 @@ def write_cohort(
     Hospitals are written in parallel by ``workers`` processes (default: one per
     CPU); the files do not depend on it.
     """
-    if isinstance(hospitals, bool) or not 1 <= int(hospitals) <= 99:
-        raise ConfigError(f"hospitals={hospitals} must be in 1..99.")
+    if isinstance(hospitals, bool) or not 1 <= int(hospitals) <= MAX_HOSPITALS:
+        raise ConfigError(f"hospitals={hospitals} must be in 1..{MAX_HOSPITALS}.")
     chosen = _check_kinds(kinds)
     check_label_skew(label_skew, hospitals)
     out_dir = Path(out_dir)

@@ -88,6 +88,10 @@ class HospitalProfile:
         return hospital_dirname(self.hospital_id)
 
 
+# A synthetic cohort's largest size; ids from 100 on are named hospital_100 ...
+MAX_HOSPITALS = 999
+
+
 def hospital_dirname(hospital_id: int) -> str:
     """``hospital_01`` for id 1: the folder name of the layout contract."""
     return f"hospital_{hospital_id:02d}"
@@ -117,8 +121,8 @@ def hospital_profile(
     profile = _base_profile(hospital_id, seed, scale)
     if label_skew is None:
         return profile
-    if isinstance(hospitals, bool) or not 1 <= int(hospitals) <= 99:
-        raise ConfigError(f"hospitals={hospitals} must be in 1..99.")
+    if isinstance(hospitals, bool) or not 1 <= int(hospitals) <= MAX_HOSPITALS:
+        raise ConfigError(f"hospitals={hospitals} must be in 1..{MAX_HOSPITALS}.")
     if not 1 <= hospital_id <= hospitals:
         raise ConfigError(
             f"hospital_id={hospital_id} is outside the cohort 1..{hospitals}."
@@ -130,8 +134,8 @@ def hospital_profile(
 def _base_profile(hospital_id: int, seed: int, scale: float) -> HospitalProfile:
     if isinstance(hospital_id, bool) or not isinstance(hospital_id, int):
         raise ConfigError(f"hospital_id must be an int, got {hospital_id!r}.")
-    if not 1 <= hospital_id <= 99:
-        raise ConfigError(f"hospital_id={hospital_id} must be in 1..99.")
+    if not 1 <= hospital_id <= MAX_HOSPITALS:
+        raise ConfigError(f"hospital_id={hospital_id} must be in 1..{MAX_HOSPITALS}.")
     if not 0.0 < scale <= 10.0:
         raise ConfigError(f"scale={scale} must be in (0, 10].")
     r = rng_for(seed, hospital_id, "profile")

@@ -74,6 +74,7 @@ def test_client_describes_fits_and_evaluates(node: dict) -> None:
     reports = Path(node["ledger-path"]).parent / "fedcare-reports"
     own = json.loads((reports / "h1" / "t.json").read_text())
     assert own["fit"]["1"]["train-loss"] > 0 and own["fit"]["1"]["steps"] > 0
+    assert own["fit"]["1"]["train-seconds"] > 0  # kept here, not in the reply
     assert own["evaluation"]["1"]["n"] > 0 and "auroc" in own["evaluation"]["1"]
     again = client.get_parameters(
         _config()

@@ -109,3 +109,14 @@ def test_icu_has_hundreds_of_stays_and_some_readmissions(
         assert set(stays.unique()) <= {1, 2}
         assert 0.02 <= (stays == 2).mean() <= 0.3
         assert frame["patient_id"].min() // 10_000 == _meta(hospital)["id"]
+
+
+def test_a_cohort_of_100_hospitals_names_and_profiles_each() -> None:
+    from simulation.cohorts.profiles import MAX_HOSPITALS, hospital_dirname
+
+    profile = hospital_profile(100, seed=0, scale=0.1, hospitals=100, label_skew=1.0)
+
+    assert hospital_dirname(100) == profile.name == "hospital_100"
+    assert hospital_dirname(1) == "hospital_01"  # the layout contract is unchanged
+    with pytest.raises(Exception, match=f"1..{MAX_HOSPITALS}"):
+        hospital_profile(MAX_HOSPITALS + 1)

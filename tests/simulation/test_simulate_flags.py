@@ -69,3 +69,25 @@ def test_run_epsilon_above_an_existing_ledgers_remaining_exits_2(
     with pytest.raises(ConfigError, match=rf"hospital_01 \({left:.3g} left"):
         check_budgets(opts(1.0), [hospital])
     check_budgets(opts(left * 0.99), [hospital])
+
+
+def test_secagg_beyond_the_pooled_evaluations_bound_is_refused_before_round_1(
+    tmp_path: Path,
+) -> None:
+    from shared_models import wire
+    from simulation.runner import simulate
+
+    data = tmp_path / "hospitals"
+    for i in range(wire.POOL_MAX_HOSPITALS + 1):
+        (data / f"h{i:03d}").mkdir(parents=True)
+    opts = SimulationOptions(
+        out=tmp_path / "run",
+        run=RunConfig(task="signal-anomaly", dp=False, secagg=True),
+        data_dir=data,
+        with_baselines=False,
+    )
+
+    with pytest.raises(ConfigError, match="at most 64 hospitals"):
+        simulate(opts)
+
+    assert not (tmp_path / "run" / "history.json").exists()
