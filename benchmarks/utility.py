@@ -231,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Leave out the no-DP settings (and so the centralized arm)",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="SETTING",
+        help='Only these settings, by label, e.g. "ecg-arrhythmia patient eps2" '
+        "(labels: TASK no-DP, TASK UNIT epsE)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     parser.add_argument("--work", type=Path, default=None, help="Run folders")
     parser.add_argument(
@@ -304,6 +312,12 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         chosen, seeds, scale = settings(args.tasks), args.seeds, args.scale
     if args.dp_only:
         chosen = [c for c in chosen if c.unit is not None]
+    if args.only:
+        unknown = set(args.only) - {c.label for c in chosen}
+        if unknown:
+            known = ", ".join(c.label for c in chosen)
+            raise SystemExit(f"--only: unknown setting(s) {sorted(unknown)}; {known}")
+        chosen = [c for c in chosen if c.label in args.only]
     work = args.work or Path(tempfile.mkdtemp(prefix="fedcare-utility-"))
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
