@@ -54,7 +54,7 @@ def run_federation(
     legacy = LegacyContext(
         context=context, config=ServerConfig(num_rounds=remaining), strategy=strategy
     )
-    build_workflow(run, pooling)(grid, legacy)
+    build_workflow(run, pooling, reevaluate_first=state.reevaluate)(grid, legacy)
     return state
 
 
@@ -95,6 +95,17 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         )
         state.strategy_state = saved.strategy_state
         weights = saved.weights
+        if not history.evaluated(saved.round):
+            # Stopped between the round's fit (checkpointed) and its
+            # evaluation: Flower's round 1 evaluates it again, without a fit.
+            state.offset, state.reevaluate = saved.round - 1, True
+            state.weights[saved.round] = weights
+            log.info(
+                "resuming run %s: round %d was trained but not evaluated; "
+                "evaluating it first",
+                name,
+                saved.round,
+            )
         log.info("resuming run %s after round %d", name, saved.round)
     state.set_initial(weights)
     return state
