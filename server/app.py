@@ -60,13 +60,19 @@ def run_federation(
 
 def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
     saved = checkpoint.load_latest(run_dir) if run.resume else None
+    started = None
     if run.resume and saved is None:
         _refuse_resume_without_checkpoint(run_dir)
-        log.warning("--resume: %s holds no run yet; starting from round 1", run_dir)
-    if saved is None:
+        started = _started_run(run, run_dir)
+        if started is None:
+            log.warning("--resume: %s holds no run yet; starting from round 1", run_dir)
+    if saved is None and started is not None:
+        # Stopped in round 1: the same run (name, plan at the hospitals) again.
+        weights, _ = initial_model(grid, run)
+        state = FederatedRun(run, run_dir, started["run_name"], started["model_card"])
+        log.info("resuming run %s from round 1", state.run_name)
+    elif saved is None:
         if (run_dir / "checkpoints").exists() and not run.resume:
-            from shared_models.errors import ConfigError
-
             raise ConfigError(
                 f"{run_dir} already holds a run; resume it (resume = true) "
                 "or choose another run-dir"
@@ -112,21 +118,30 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
 
 
 def _refuse_resume_without_checkpoint(run_dir: Path) -> None:
-    """A folder that holds a started run (its ``run.json`` or audit records)
-    but no checkpoint cannot be continued: starting again from round 1 there
-    would append a second run to its audit log and charge the hospitals twice."""
-    started = [
-        name
-        for name in ("run.json", "audit.jsonl")
-        if (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
-    ]
-    if started:
+    """A folder whose audit log records rounds but that holds no checkpoint
+    cannot be continued: starting again from round 1 there would append a
+    second run to its audit log and charge the hospitals twice. (A run stopped
+    in round 1, with ``run.json`` but no audit record yet, is continued:
+    :func:`_started_run`.)"""
+    audit_log = run_dir / "audit.jsonl"
+    if audit_log.is_file() and audit_log.stat().st_size > 0:
         raise ConfigError(
-            f"{run_dir}: cannot resume: it holds a run ({', '.join(started)}) but "
-            f"no complete checkpoint in {run_dir / 'checkpoints'} (missing or "
+            f"{run_dir}: cannot resume: its audit log records rounds but "
+            f"{run_dir / 'checkpoints'} holds no complete checkpoint (missing or "
             "emptied); nothing was trained. Restore the checkpoints, or start a "
             "new run in another folder"
         )
+
+
+def _started_run(run: RunConfig, run_dir: Path) -> dict[str, Any] | None:
+    """``run.json`` of a run stopped before its first round was recorded (None
+    when there is none): it restarts from round 1 under the same name, so the
+    hospitals continue the same plan (a retried round is charged once)."""
+    if not (run_dir / "run.json").is_file():
+        return None
+    meta = _read_run_json(run_dir)
+    _check_same_training(run, meta["run_config"], run_dir)
+    return meta
 
 
 def _read_run_json(run_dir: Path) -> dict[str, Any]:
