@@ -18,7 +18,7 @@ from flwr.app import Context
 from flwr.server import LegacyContext, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
-from server import checkpoint
+from server import checkpoint, resume
 from server.bootstrap import initial_model
 from server.history import RunHistory
 from server.run_state import FederatedRun
@@ -62,8 +62,8 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
     saved = checkpoint.load_latest(run_dir) if run.resume else None
     started = None
     if run.resume and saved is None:
-        _refuse_resume_without_checkpoint(run_dir)
-        started = _started_run(run, run_dir)
+        resume.refuse_resume_without_checkpoint(run_dir)
+        started = resume.started_run(run, run_dir)
         if started is None:
             log.warning("--resume: %s holds no run yet; starting from round 1", run_dir)
     if saved is None and started is not None:
@@ -92,8 +92,8 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         )
         state = FederatedRun(run, run_dir, name, card)
     else:
-        meta = _read_run_json(run_dir)
-        _check_same_training(run, meta["run_config"], run_dir)
+        meta = resume.read_run_json(run_dir)
+        resume.check_same_training(run, meta["run_config"], run_dir)
         name = meta["run_name"]
         history = RunHistory.load(run_dir, name, saved.round)
         state = FederatedRun(
@@ -115,81 +115,6 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         log.info("resuming run %s after round %d", name, saved.round)
     state.set_initial(weights)
     return state
-
-
-def _refuse_resume_without_checkpoint(run_dir: Path) -> None:
-    """A folder whose audit log records rounds but that holds no checkpoint
-    cannot be continued: starting again from round 1 there would append a
-    second run to its audit log and charge the hospitals twice. (A run stopped
-    in round 1, with ``run.json`` but no audit record yet, is continued:
-    :func:`_started_run`.)"""
-    audit_log = run_dir / "audit.jsonl"
-    if audit_log.is_file() and audit_log.stat().st_size > 0:
-        raise ConfigError(
-            f"{run_dir}: cannot resume: its audit log records rounds but "
-            f"{run_dir / 'checkpoints'} holds no complete checkpoint (missing or "
-            "emptied); nothing was trained. Restore the checkpoints, or start a "
-            "new run in another folder"
-        )
-
-
-def _started_run(run: RunConfig, run_dir: Path) -> dict[str, Any] | None:
-    """``run.json`` of a run stopped before its first round was recorded (None
-    when there is none): it restarts from round 1 under the same name, so the
-    hospitals continue the same plan (a retried round is charged once)."""
-    if not (run_dir / "run.json").is_file():
-        return None
-    meta = _read_run_json(run_dir)
-    _check_same_training(run, meta["run_config"], run_dir)
-    return meta
-
-
-def _read_run_json(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` of a run being resumed, or a ConfigError naming what is wrong."""
-    path = run_dir / "run.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found: the checkpoints have no run to belong to; cannot resume"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable ({exc}); cannot resume") from None
-    if not isinstance(meta, dict) or not (
-        isinstance(meta.get("run_name"), str)
-        and isinstance(meta.get("run_config"), dict)
-        and isinstance(meta.get("model_card"), dict)
-    ):
-        raise ConfigError(
-            f"{path}: expected an object with run_name (text), run_config and "
-            "model_card (objects), as fedcare writes it; cannot resume"
-        )
-    return meta
-
-
-def _check_same_training(run: RunConfig, stored: dict[str, Any], run_dir: Path) -> None:
-    """Refuse to resume with training settings other than the run's own.
-
-    The hospitals' ledgers planned (and calibrated the noise for) the run's
-    steps, and the checkpoint holds the run's model: a recipe or key that
-    changed since would decline every round or fail to load the weights.
-    The number of rounds is left out (the hospitals refuse rounds beyond
-    their plan themselves).
-    """
-    before = RunConfig.from_run_config(stored).training_keys()
-    now = run.training_keys()
-    changed = {
-        k: (before[k], now[k])
-        for k in before
-        if k != "num-server-rounds" and before[k] != now[k]
-    }
-    if changed:
-        shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-        raise ConfigError(
-            f"{run_dir}: cannot resume with other training settings than the run "
-            f"started with ({shown}); pass the run's own values (run.json) in the "
-            "run config, or start a new run"
-        )
 
 
 def _server_eval(run: RunConfig, state: FederatedRun) -> Any:

@@ -86,13 +86,31 @@ def latest_state(run_dir: Path) -> dict[str, Any] | None:
     pointer = Path(run_dir) / "checkpoints" / LATEST
     if not pointer.is_file():
         return None
-    entry = json.loads(pointer.read_text())
-    state_file = pointer.parent / entry["path"] / "state.json"
+    entry = _read(pointer, ("round", "path"))
+    state_file = pointer.parent / str(entry["path"]) / "state.json"
     if not state_file.is_file():
         raise CheckpointError(
             f"{pointer} names {entry['path']}, which has no state.json"
         )
-    return json.loads(state_file.read_text())
+    return _read(state_file, ("round", "run_name", "weights_sha256", "strategy_state"))
+
+
+def _read(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A checkpoint's JSON file, or a CheckpointError saying what is wrong."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{path}: unreadable ({exc}); the checkpoint is damaged: restore it "
+            "from a backup, or start a new run"
+        ) from None
+    missing = [k for k in keys if not isinstance(value, dict) or k not in value]
+    if missing:
+        raise CheckpointError(
+            f"{path}: lacks {', '.join(missing)}; the checkpoint is damaged: "
+            "restore it from a backup, or start a new run"
+        )
+    return value
 
 
 def load_latest(run_dir: Path, order: list[str] | None = None) -> Checkpoint | None:

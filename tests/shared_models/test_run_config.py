@@ -173,7 +173,7 @@ def test_config_is_frozen() -> None:
 
 
 def test_resume_refuses_other_training_settings(tmp_path: Path) -> None:
-    from server.app import _check_same_training
+    from server.resume import check_same_training as _check_same_training
 
     started = RunConfig(task="ecg-arrhythmia").resolved()
     _check_same_training(started, started.to_run_config(), tmp_path)  # the same
@@ -209,14 +209,14 @@ def test_resume_refuses_a_run_with_audit_records_but_no_checkpoint(
 ) -> None:
     """Starting again from round 1 in such a folder would append a second run
     to its audit log and charge every hospital twice."""
-    from server.app import _refuse_resume_without_checkpoint
+    from server.resume import refuse_resume_without_checkpoint
 
-    _refuse_resume_without_checkpoint(tmp_path)  # an empty folder: a fresh start
+    refuse_resume_without_checkpoint(tmp_path)  # an empty folder: a fresh start
     (tmp_path / "run.json").write_text('{"x": 1}\n')
-    _refuse_resume_without_checkpoint(tmp_path)  # stopped in round 1: continued
+    refuse_resume_without_checkpoint(tmp_path)  # stopped in round 1: continued
     (tmp_path / "audit.jsonl").write_text('{"x": 1}\n')
     with pytest.raises(ConfigError, match=r"audit log records rounds but .* no compl"):
-        _refuse_resume_without_checkpoint(tmp_path)
+        refuse_resume_without_checkpoint(tmp_path)
 
 
 def test_a_run_stopped_in_round_1_restarts_under_its_own_name(tmp_path: Path) -> None:
@@ -224,16 +224,16 @@ def test_a_run_stopped_in_round_1_restarts_under_its_own_name(tmp_path: Path) ->
     name is the hospitals' plan) starts round 1 again."""
     import json
 
-    from server.app import _started_run
+    from server.resume import started_run
 
     run = RunConfig(run_dir=str(tmp_path), resume=True)
-    assert _started_run(run, tmp_path) is None  # nothing started: a fresh run
+    assert started_run(run, tmp_path) is None  # nothing started: a fresh run
     meta = {"run_name": "r1", "run_config": run.to_run_config(), "model_card": {}}
     (tmp_path / "run.json").write_text(json.dumps(meta))
 
-    assert _started_run(run, tmp_path)["run_name"] == "r1"
+    assert started_run(run, tmp_path)["run_name"] == "r1"
     with pytest.raises(ConfigError, match="other training settings"):
-        _started_run(RunConfig(run_dir=str(tmp_path), dp=False), tmp_path)
+        started_run(RunConfig(run_dir=str(tmp_path), dp=False), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -248,10 +248,10 @@ def test_a_run_stopped_in_round_1_restarts_under_its_own_name(tmp_path: Path) ->
 def test_resume_refuses_a_damaged_run_json(
     tmp_path: Path, content: str | None, message: str
 ) -> None:
-    from server.app import _read_run_json
+    from server.resume import read_run_json
 
     if content is not None:
         (tmp_path / "run.json").write_text(content)
     with pytest.raises(ConfigError, match=message) as err:
-        _read_run_json(tmp_path)
+        read_run_json(tmp_path)
     assert "run.json" in str(err.value)
