@@ -228,6 +228,7 @@ def one_trial(a: argparse.Namespace, index: int, kill_at: float) -> dict[str, An
     snap = snapshot(trial / "run", trial / "ledgers")
     result: dict[str, Any] = {
         "trial": index,
+        "commit": _commit(),  # the code each trial ran (fixes may land meanwhile)
         "kill_s": round(kill_at, 2),
         "finished_before_kill": finished_first,
         "killed_in_round": killed_round(snap, a.rounds),
@@ -430,7 +431,11 @@ def _commit() -> str:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
         text=True,
     )  # fmt: skip
-    return done.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 if __name__ == "__main__":
