@@ -126,16 +126,21 @@ def hospital_dirs(opts: SimulationOptions, timings: dict[str, float]) -> list[Pa
 
     start = time.monotonic()
     extra = {} if opts.label_skew is None else {"label_skew": opts.label_skew}
+    # Written aside and renamed when complete: a run killed while writing it
+    # leaves no half cohort for --resume to take (it writes it again, seeded).
+    partial = opts.out / "cohort.partial"
+    shutil.rmtree(partial, ignore_errors=True)
     dirs = write_cohort(
-        cohort,
+        partial,
         hospitals=opts.hospitals,
         seed=opts.seed,
         scale=opts.scale,
         kinds=(PRESETS[opts.run.task],),
         **extra,
     )
+    partial.rename(cohort)
     timings["cohort_s"] = round(time.monotonic() - start, 1)
-    return dirs
+    return [cohort / d.name for d in dirs]
 
 
 def prepare_out(opts: SimulationOptions) -> None:
