@@ -18,7 +18,7 @@ from flwr.app import Context
 from flwr.server import LegacyContext, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
-from server import checkpoint, resume
+from server import resume
 from server.bootstrap import initial_model
 from server.history import RunHistory
 from server.run_state import FederatedRun
@@ -59,7 +59,7 @@ def run_federation(
 
 
 def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
-    saved = checkpoint.load_latest(run_dir) if run.resume else None
+    saved = resume.last_complete(run_dir) if run.resume else None
     started = None
     if run.resume and saved is None:
         resume.refuse_resume_without_checkpoint(run_dir)

@@ -8,13 +8,15 @@ refusal leaves the folder as it was.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
-from server import checkpoint
+from server import audit, checkpoint
 from shared_models.errors import ConfigError
 from shared_models.run_config import RunConfig
 
+log = logging.getLogger(__name__)
 # Settings a resumed run must keep besides the training ones: what each
 # hospital's guarantee and its ledger's plan for the run were made under.
 PRIVACY_KEYS = ("run-epsilon", "secagg")
@@ -23,14 +25,39 @@ PRIVACY_KEYS = ("run-epsilon", "secagg")
 def check_resumable(run: RunConfig, run_dir: Path) -> int | None:
     """Refuse (ConfigError / CheckpointError) what ``--resume`` cannot continue;
     return the last checkpointed round (None: no checkpoint, restart round 1)."""
-    saved = checkpoint.latest_state(run_dir)
+    saved = last_complete(run_dir)
     if saved is None:
         refuse_resume_without_checkpoint(run_dir)
         started_run(run, run_dir)
         return None
-    checkpoint.load_latest(run_dir)  # the weights must match their hashes
     check_same_training(run, read_run_json(run_dir)["run_config"], run_dir)
-    return int(saved["round"])
+    return saved.round
+
+
+def last_complete(run_dir: Path) -> checkpoint.Checkpoint | None:
+    """The checkpoint of the last complete round: the newest one the audit log
+    records. A run killed between a round's checkpoint and its audit record
+    retries that round (its hospitals resend the updates they released, so it
+    costs them nothing); None when no recorded round has a checkpoint."""
+    saved = checkpoint.load_latest(run_dir)  # weights must match their hashes
+    if saved is None:
+        return None
+    path = run_dir / audit.FILE_NAME
+    records = audit.read_records(path) if path.is_file() else []
+    recorded = {int(r["round"]) for r in records if r.get("checkpoint")}
+    if saved.round in recorded:
+        return saved
+    earlier = [n for n in recorded if n < saved.round]
+    if not earlier:
+        return None
+    log.warning(
+        "%s: the newest checkpoint (round %d) has no audit record; resuming "
+        "after round %d",
+        run_dir,
+        saved.round,
+        max(earlier),
+    )
+    return checkpoint.load_round(run_dir, max(earlier))
 
 
 def refuse_resume_without_checkpoint(run_dir: Path) -> None:

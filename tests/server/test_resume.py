@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from server import app, checkpoint
+from server import app, audit, checkpoint
 from server.workflow import SkipFirstFit
 from shared_models import create_model
 from shared_models.export import ModelCard, arrays_hash, get_weights
@@ -30,12 +30,21 @@ def _weights(seed: int) -> list[np.ndarray]:
     return get_weights(create_model(CARD["model"], **CARD["model_config"], dp=False))
 
 
-def _stopped_run(run_dir: Path, rounds: list[dict[str, Any]]) -> RunConfig:
-    """A run folder stopped after round 2's checkpoint, with ``rounds`` recorded."""
+def _stopped_run(
+    run_dir: Path, rounds: list[dict[str, Any]], audited: int = 2
+) -> RunConfig:
+    """A run folder stopped after round 2's checkpoint, with ``rounds`` in its
+    history and rounds 1..``audited`` in its audit log."""
     run = RunConfig(task="ecg-anomaly", run_dir=str(run_dir), num_server_rounds=3)
     card = ModelCard(**CARD)
+    before = arrays_hash(_weights(0))
     for number in (1, 2):
         checkpoint.save(run_dir, number, "r", _weights(number), card, {})
+        after = arrays_hash(_weights(number))
+        if number <= audited:
+            record = {"round": number, "fit": {}, "global_model_sha256": after}
+            audit.append_round(run_dir, "r", record, before, run)
+        before = after
     (run_dir / "run.json").write_text(
         json.dumps(
             {"run_name": "r", "run_config": run.to_run_config(), "model_card": CARD}
@@ -84,6 +93,24 @@ def test_pooled_but_not_evaluated_round_is_evaluated_again(tmp_path: Path) -> No
     run = _stopped_run(tmp_path, [_evaluated(1), pooled_only])
 
     assert app._start_state(None, run, tmp_path).reevaluate
+
+
+def test_checkpoint_without_its_audit_record_retries_that_round(
+    tmp_path: Path,
+) -> None:
+    # Killed between round 2's checkpoint and its audit record: round 2 is not
+    # complete; the run continues after round 1 and retries round 2.
+    run = _stopped_run(tmp_path, [_evaluated(1), {"round": 2, "fit": {}}], audited=1)
+
+    state = app._start_state(None, run, tmp_path)
+
+    assert (state.offset, state.reevaluate) == (1, False)
+    assert state.initial_sha256 == arrays_hash(_weights(1))
+    assert [r["round"] for r in state.history.rounds] == [1]
+    # the retried round's checkpoint chains to round 1, not to its lost try
+    again = checkpoint.save(tmp_path, 2, "r", _weights(5), ModelCard(**CARD), {})
+    state_json = json.loads((again / "state.json").read_text())
+    assert state_json["previous_sha256"] == arrays_hash(_weights(1))
 
 
 def _context(current_round: int) -> Any:

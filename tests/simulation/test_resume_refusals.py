@@ -14,9 +14,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from server import checkpoint
+from server import audit, checkpoint
 from shared_models import create_model
-from shared_models.export import ModelCard, get_weights
+from shared_models.export import ModelCard, arrays_hash, get_weights
 from shared_models.run_config import RunConfig
 from simulation.cli.main import app
 
@@ -43,7 +43,8 @@ def stopped(tmp_path: Path) -> Path:
     checkpoint.save(out, 1, "r", _weights(), ModelCard(**CARD), run.to_run_config())
     meta = {"run_name": "r", "run_config": run.to_run_config(), "model_card": CARD}
     (out / "run.json").write_text(json.dumps(meta))
-    (out / "audit.jsonl").write_text('{"round": 1}\n')
+    record = {"round": 1, "fit": {}, "global_model_sha256": arrays_hash(_weights())}
+    audit.append_round(out, "r", record, "", run)
     nodes = [{"hospital-id": f"h{i}", **NODE} for i in (1, 2, 3)]
     (out / "hospitals.json").write_text(json.dumps(nodes))
     return out
