@@ -18,7 +18,7 @@ from flwr.app import Context
 from flwr.server import LegacyContext, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
-from server import resume
+from server import checkpoint, resume
 from server.bootstrap import initial_model
 from server.history import RunHistory
 from server.run_state import FederatedRun
@@ -92,29 +92,36 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         )
         state = FederatedRun(run, run_dir, name, card)
     else:
-        meta = resume.read_run_json(run_dir)
-        resume.check_same_training(run, meta["run_config"], run_dir)
-        name = meta["run_name"]
-        history = RunHistory.load(run_dir, name, saved.round)
-        state = FederatedRun(
-            run, run_dir, name, meta["model_card"], offset=saved.round, history=history
-        )
-        state.strategy_state = saved.strategy_state
-        weights = saved.weights
-        if not history.evaluated(saved.round):
-            # Stopped between the round's fit (checkpointed) and its
-            # evaluation: Flower's round 1 evaluates it again, without a fit.
-            state.offset, state.reevaluate = saved.round - 1, True
-            state.weights[saved.round] = weights
-            log.info(
-                "resuming run %s: round %d was trained but not evaluated; "
-                "evaluating it first",
-                name,
-                saved.round,
-            )
-        log.info("resuming run %s after round %d", name, saved.round)
+        state, weights = _resumed(run, run_dir, saved)
     state.set_initial(weights)
     return state
+
+
+def _resumed(
+    run: RunConfig, run_dir: Path, saved: checkpoint.Checkpoint
+) -> tuple[FederatedRun, list]:
+    """The state of a run continued after its checkpointed round ``saved``."""
+    meta = resume.read_run_json(run_dir)
+    resume.check_same_training(run, meta["run_config"], run_dir)
+    name = meta["run_name"]
+    history = RunHistory.load(run_dir, name, saved.round)
+    state = FederatedRun(
+        run, run_dir, name, meta["model_card"], offset=saved.round, history=history
+    )
+    state.strategy_state = saved.strategy_state
+    if not history.evaluated(saved.round):
+        # Stopped between the round's fit (checkpointed) and its evaluation:
+        # Flower's round 1 evaluates it again, without a fit.
+        state.offset, state.reevaluate = saved.round - 1, True
+        state.weights[saved.round] = saved.weights
+        log.info(
+            "resuming run %s: round %d was trained but not evaluated; evaluating "
+            "it first",
+            name,
+            saved.round,
+        )
+    log.info("resuming run %s after round %d", name, saved.round)
+    return state, saved.weights
 
 
 def _server_eval(run: RunConfig, state: FederatedRun) -> Any:
