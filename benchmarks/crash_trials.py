@@ -101,6 +101,23 @@ def run_to_end(args: list[str], log: Path, timeout: float) -> tuple[int, float]:
     return code, time.monotonic() - began
 
 
+def calibrate(a: argparse.Namespace) -> tuple[int, float, float]:
+    """One full run: (exit code, seconds until run.json appeared, seconds in all)."""
+    calib = a.work / "calibration"
+    shutil.rmtree(calib, ignore_errors=True)
+    calib.mkdir(parents=True)
+    began = time.monotonic()
+    proc = start(simulate_args(a, calib), calib / "run.log")
+    ready = None
+    while proc.poll() is None and time.monotonic() - began < a.timeout:
+        if ready is None and (calib / "run" / "run.json").is_file():
+            ready = time.monotonic() - began
+        time.sleep(0.2)
+    kill_group(proc)
+    full = time.monotonic() - began
+    return proc.returncode, ready if ready is not None else 0.0, full
+
+
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -339,6 +356,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--full-run-s", type=float, default=None,
         help="Duration of one full run (default: measure it first).",
     )  # fmt: skip
+    p.add_argument(
+        "--startup-s",
+        type=float,
+        default=0.0,
+        help="Seconds until run.json appears (measured with the full run).",
+    )
+    p.add_argument(
+        "--from-startup",
+        action="store_true",
+        help="Kill between startup's end (run.json written) and the end, not "
+        "between 0 and the end.",
+    )
     p.add_argument("--refusals", action="store_true", help="Also the refusals.")
     p.add_argument("--no-trials", action="store_true", help="Only the refusals.")
     p.add_argument("--keep", action="store_true", help="Keep passing trials' folders.")
@@ -356,15 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     a.work = a.work.resolve()
     a.work.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    full = a.full_run_s
+    full, ready = a.full_run_s, a.startup_s
     if full is None:
-        calib = a.work / "calibration"
-        shutil.rmtree(calib, ignore_errors=True)
-        calib.mkdir(parents=True)
-        code, full = run_to_end(simulate_args(a, calib), calib / "run.log", a.timeout)
+        code, ready, full = calibrate(a)
         if code:
-            print(f"calibration run failed (exit {code}); see {calib}/run.log")
+            print(f"calibration run failed (exit {code}); see {a.work}/calibration")
             return 1
+        print(f"one full run: {full:.1f} s, run.json after {ready:.1f} s")
+    low = ready if a.from_startup else 0.0
     rng = random.Random(a.seed)
     payload: dict[str, Any] = {
         "schema": SCHEMA,
@@ -377,11 +405,13 @@ def main(argv: list[str] | None = None) -> int:
             if k not in ("work", "output")
         },
         "full_run_s": round(full, 1),
+        "startup_s": round(ready or 0.0, 1),
+        "kill_window_s": [round(low, 1), round(full, 1)],
         "trials": [],
         "refusals": [],
     }
     for index in range(0 if a.no_trials else a.trials):
-        result = one_trial(a, index, rng.uniform(0.0, full))
+        result = one_trial(a, index, rng.uniform(low, full))
         payload["trials"].append(result)
         _write(a.output, payload)
         bad = [c for c in CHECKS if not result["checks"][c]["ok"]]
