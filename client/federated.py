@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from client import round_cache
 from client.policy import HospitalPolicy
 from client.tasks import Prepared, Task, get_task
 from client.training import PrivateRun, TrainConfig, predict, steps_per_epoch, train
 from shared_models import create_model, pooled, wire
 from shared_models.errors import BudgetExceededError, ConfigError, FedcareError
-from shared_models.export import get_weights, set_weights
+from shared_models.export import arrays_hash, get_weights, set_weights
 from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -184,9 +185,20 @@ class Hospital:
             "hospital-id": self.settings.hospital_id,
             "declined": "",
         }
+        key = {"run": run_name, "round": server_round, "start": arrays_hash(weights)}
+        kept = round_cache.fetch(self._cache, key) if self.run.dp else None
+        if kept is not None:  # a retried round (the aggregator crashed): resend
+            log.info("hospital %s: round %d retried; resending its update",
+                     self.settings.hospital_id, server_round)  # fmt: skip
+            metrics.update(kept[1], **self._budget_metrics(run_name, server_round))
+            self.local_report(run_name).record("fit", server_round, metrics)
+            return kept[0], int(kept[1]["examples"]), metrics
         try:
-            private = self._private_run(run_name, fit)
+            private = self._private_run(run_name, fit, server_round)
             if private is not None:
+                # A reservation for this round left open by a killed process:
+                # this retry is charged instead (PrivacyLedger.release_abandoned).
+                private.ledger.release_abandoned(private.run_id, private.note)
                 self._check_within_plan(private, self._steps_per_round(fit))
             started = time.monotonic()
             result = train(model, fit.x, fit.y, config, private, groups=fit.groups)
@@ -204,6 +216,7 @@ class Hospital:
             metrics.update(self._budget_metrics(run_name, server_round))
             self.local_report(run_name).record("fit", server_round, metrics)
             return weights, 0, metrics
+<<<<<<< HEAD
         metrics.update(
             {
                 "train-loss": float(result["train_loss"] or 0.0),
@@ -216,7 +229,22 @@ class Hospital:
         # not in ``metrics`` (the reply), so it never reaches the aggregator.
         own = {**metrics, "train-seconds": round(seconds, 4)}
         self.local_report(run_name).record("fit", server_round, own)
+=======
+        trained = {
+            "train-loss": float(result["train_loss"] or 0.0),
+            "steps": int(result["steps"]),
+            "examples": len(fit),
+        }
+        metrics.update(trained, **self._budget_metrics(run_name, server_round))
+        self.local_report(run_name).record("fit", server_round, metrics)
+        if private is not None:
+            round_cache.store(self._cache, key, get_weights(model), trained)
+>>>>>>> issue-crash
         return get_weights(model), len(fit), metrics
+
+    @property
+    def _cache(self) -> Path:
+        return round_cache.cache_path(self.settings.ledger_path)
 
     def local_report(self, run_name: str) -> LocalReport:
         return LocalReport(self.settings.reports, run_name, self.settings.hospital_id)
@@ -267,7 +295,9 @@ class Hospital:
         batch = self._train_config(0).unit_batch(units)
         return self.run.local_epochs * steps_per_epoch(units, batch)
 
-    def _private_run(self, run_name: str, fit: Any) -> PrivateRun | None:
+    def _private_run(
+        self, run_name: str, fit: Any, server_round: int = 0
+    ) -> PrivateRun | None:
         if not self.run.dp:
             return None
         per_round = self._steps_per_round(fit)
@@ -277,6 +307,7 @@ class Hospital:
             self.settings.policy.run_epsilon(self.run.run_epsilon),
             planned_steps=per_round * self.run.num_server_rounds,
             privacy_unit=self.settings.policy.privacy_unit,
+            note=f"round {server_round}",
         )
 
     @staticmethod

@@ -118,6 +118,9 @@ class PrivateRun:
     # DP noise and sampling; client.privacy.SECURE (OS entropy) unless a test
     # passes client.privacy.SeededRandomness.
     randomness: Any = None
+    # Written on the ledger's reservation: what it is for (a federation's
+    # round), so a retry of that work after a crash can find it.
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.run_epsilon is not None and not (
@@ -237,7 +240,7 @@ def _train_private(
     x_t = torch.as_tensor(x, dtype=torch.float32)
     y_t = None if y is None else torch.as_tensor(y)
     losses: list[float] = []
-    with private_training(private.ledger, plan, steps) as session:
+    with private_training(private.ledger, plan, steps, note=private.note) as session:
         dp_model, dp_optimizer = session.make_private(
             model, optimizer, units.count, randomness=private.randomness
         )

@@ -18,7 +18,7 @@ from flwr.app import Context
 from flwr.server import LegacyContext, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
-from server import checkpoint
+from server import checkpoint, resume
 from server.bootstrap import initial_model
 from server.history import RunHistory
 from server.run_state import FederatedRun
@@ -54,19 +54,25 @@ def run_federation(
     legacy = LegacyContext(
         context=context, config=ServerConfig(num_rounds=remaining), strategy=strategy
     )
-    build_workflow(run, pooling)(grid, legacy)
+    build_workflow(run, pooling, reevaluate_first=state.reevaluate)(grid, legacy)
     return state
 
 
 def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
-    saved = checkpoint.load_latest(run_dir) if run.resume else None
+    saved = resume.last_complete(run_dir) if run.resume else None
+    started = None
     if run.resume and saved is None:
-        _refuse_resume_without_checkpoint(run_dir)
-        log.warning("--resume: %s holds no run yet; starting from round 1", run_dir)
-    if saved is None:
+        resume.refuse_resume_without_checkpoint(run_dir)
+        started = resume.started_run(run, run_dir)
+        if started is None:
+            log.warning("--resume: %s holds no run yet; starting from round 1", run_dir)
+    if saved is None and started is not None:
+        # Stopped in round 1: the same run (name, plan at the hospitals) again.
+        weights, _ = initial_model(grid, run)
+        state = FederatedRun(run, run_dir, started["run_name"], started["model_card"])
+        log.info("resuming run %s from round 1", state.run_name)
+    elif saved is None:
         if (run_dir / "checkpoints").exists() and not run.resume:
-            from shared_models.errors import ConfigError
-
             raise ConfigError(
                 f"{run_dir} already holds a run; resume it (resume = true) "
                 "or choose another run-dir"
@@ -86,84 +92,36 @@ def _start_state(grid: Grid, run: RunConfig, run_dir: Path) -> FederatedRun:
         )
         state = FederatedRun(run, run_dir, name, card)
     else:
-        meta = _read_run_json(run_dir)
-        _check_same_training(run, meta["run_config"], run_dir)
-        name = meta["run_name"]
-        history = RunHistory.load(run_dir, name, saved.round)
-        state = FederatedRun(
-            run, run_dir, name, meta["model_card"], offset=saved.round, history=history
-        )
-        state.strategy_state = saved.strategy_state
-        weights = saved.weights
-        log.info("resuming run %s after round %d", name, saved.round)
+        state, weights = _resumed(run, run_dir, saved)
     state.set_initial(weights)
     return state
 
 
-def _refuse_resume_without_checkpoint(run_dir: Path) -> None:
-    """A folder that holds a started run (its ``run.json`` or audit records)
-    but no checkpoint cannot be continued: starting again from round 1 there
-    would append a second run to its audit log and charge the hospitals twice."""
-    started = [
-        name
-        for name in ("run.json", "audit.jsonl")
-        if (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
-    ]
-    if started:
-        raise ConfigError(
-            f"{run_dir}: cannot resume: it holds a run ({', '.join(started)}) but "
-            f"no complete checkpoint in {run_dir / 'checkpoints'} (missing or "
-            "emptied); nothing was trained. Restore the checkpoints, or start a "
-            "new run in another folder"
+def _resumed(
+    run: RunConfig, run_dir: Path, saved: checkpoint.Checkpoint
+) -> tuple[FederatedRun, list]:
+    """The state of a run continued after its checkpointed round ``saved``."""
+    meta = resume.read_run_json(run_dir)
+    resume.check_same_training(run, meta["run_config"], run_dir)
+    name = meta["run_name"]
+    history = RunHistory.load(run_dir, name, saved.round)
+    state = FederatedRun(
+        run, run_dir, name, meta["model_card"], offset=saved.round, history=history
+    )
+    state.strategy_state = saved.strategy_state
+    if not history.evaluated(saved.round):
+        # Stopped between the round's fit (checkpointed) and its evaluation:
+        # Flower's round 1 evaluates it again, without a fit.
+        state.offset, state.reevaluate = saved.round - 1, True
+        state.weights[saved.round] = saved.weights
+        log.info(
+            "resuming run %s: round %d was trained but not evaluated; evaluating "
+            "it first",
+            name,
+            saved.round,
         )
-
-
-def _read_run_json(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` of a run being resumed, or a ConfigError naming what is wrong."""
-    path = run_dir / "run.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found: the checkpoints have no run to belong to; cannot resume"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable ({exc}); cannot resume") from None
-    if not isinstance(meta, dict) or not (
-        isinstance(meta.get("run_name"), str)
-        and isinstance(meta.get("run_config"), dict)
-        and isinstance(meta.get("model_card"), dict)
-    ):
-        raise ConfigError(
-            f"{path}: expected an object with run_name (text), run_config and "
-            "model_card (objects), as fedcare writes it; cannot resume"
-        )
-    return meta
-
-
-def _check_same_training(run: RunConfig, stored: dict[str, Any], run_dir: Path) -> None:
-    """Refuse to resume with training settings other than the run's own.
-
-    The hospitals' ledgers planned (and calibrated the noise for) the run's
-    steps, and the checkpoint holds the run's model: a recipe or key that
-    changed since would decline every round or fail to load the weights.
-    The number of rounds is left out (the hospitals refuse rounds beyond
-    their plan themselves).
-    """
-    before = RunConfig.from_run_config(stored).training_keys()
-    now = run.training_keys()
-    changed = {
-        k: (before[k], now[k])
-        for k in before
-        if k != "num-server-rounds" and before[k] != now[k]
-    }
-    if changed:
-        shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-        raise ConfigError(
-            f"{run_dir}: cannot resume with other training settings than the run "
-            f"started with ({shown}); pass the run's own values (run.json) in the "
-            "run config, or start a new run"
-        )
+    log.info("resuming run %s after round %d", name, saved.round)
+    return state, saved.weights
 
 
 def _server_eval(run: RunConfig, state: FederatedRun) -> Any:

@@ -50,7 +50,7 @@ def save(
 ) -> Path:
     """Write round ``round_``'s checkpoint, then point ``latest.json`` at it."""
     root = Path(run_dir) / "checkpoints"
-    previous = latest_state(run_dir)
+    previous = _state_before(root, round_)
     directory = root / f"round_{round_:04d}"
     from shared_models import create_model
     from shared_models.export import set_weights
@@ -86,13 +86,45 @@ def latest_state(run_dir: Path) -> dict[str, Any] | None:
     pointer = Path(run_dir) / "checkpoints" / LATEST
     if not pointer.is_file():
         return None
-    entry = json.loads(pointer.read_text())
-    state_file = pointer.parent / entry["path"] / "state.json"
+    entry = _read(pointer, ("round", "path"))
+    state_file = pointer.parent / str(entry["path"]) / "state.json"
     if not state_file.is_file():
         raise CheckpointError(
             f"{pointer} names {entry['path']}, which has no state.json"
         )
-    return json.loads(state_file.read_text())
+    return _read(state_file, ("round", "run_name", "weights_sha256", "strategy_state"))
+
+
+def _read(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A checkpoint's JSON file, or a CheckpointError saying what is wrong."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{path}: unreadable ({exc}); the checkpoint is damaged: restore it "
+            "from a backup, or start a new run"
+        ) from None
+    missing = [k for k in keys if not isinstance(value, dict) or k not in value]
+    if missing:
+        raise CheckpointError(
+            f"{path}: lacks {', '.join(missing)}; the checkpoint is damaged: "
+            "restore it from a backup, or start a new run"
+        )
+    return value
+
+
+def _state_before(root: Path, round_: int) -> dict[str, Any] | None:
+    """The newest checkpoint's state before round ``round_`` (a round retried
+    after a crash chains to the round before it, not to its lost first try)."""
+    earlier = sorted(
+        p
+        for p in root.glob("round_*")
+        if p.name[6:].isdigit() and int(p.name[6:]) < round_
+    )
+    for directory in reversed(earlier):
+        if (directory / "state.json").is_file():
+            return _read(directory / "state.json", ("weights_sha256",))
+    return None
 
 
 def load_latest(run_dir: Path, order: list[str] | None = None) -> Checkpoint | None:
@@ -100,6 +132,19 @@ def load_latest(run_dir: Path, order: list[str] | None = None) -> Checkpoint | N
     state = latest_state(run_dir)
     if state is None:
         return None
+    return _load(Path(run_dir), state)
+
+
+def load_round(run_dir: Path, round_: int) -> Checkpoint:
+    """Round ``round_``'s checkpoint (CheckpointError if missing or damaged)."""
+    state_file = Path(run_dir) / "checkpoints" / f"round_{round_:04d}" / "state.json"
+    if not state_file.is_file():
+        raise CheckpointError(f"{state_file} not found")
+    keys = ("round", "run_name", "weights_sha256", "strategy_state")
+    return _load(Path(run_dir), _read(state_file, keys))
+
+
+def _load(run_dir: Path, state: dict[str, Any]) -> Checkpoint:
     from shared_models.export import get_weights, load_model_dir
 
     directory = Path(run_dir) / "checkpoints" / f"round_{state['round']:04d}"

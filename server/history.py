@@ -34,6 +34,12 @@ class RunHistory:
         rounds = json.loads(path.read_text())["rounds"] if path.is_file() else []
         return cls(run_dir, run_name, [r for r in rounds if r["round"] <= up_to_round])
 
+    def evaluated(self, number: int) -> bool:
+        """Whether round ``number``'s evaluation round finished (a run stopped
+        between its fit and its evaluation has a record without it)."""
+        record = next((r for r in self.rounds if r["round"] == number), {})
+        return "evaluated_by" in (record.get("evaluation") or {})
+
     def round(self, number: int) -> dict[str, Any]:
         for record in self.rounds:
             if record["round"] == number:

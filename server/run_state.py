@@ -50,6 +50,9 @@ class FederatedRun:
         self.best: dict[str, Any] | None = self._best_so_far()
         self.strategy_state: dict[str, list[np.ndarray]] = {}
         self.progress: Any = None  # callable(round, total, pooled) or None
+        # Resumed after a round that was checkpointed but not evaluated:
+        # Flower's round 1 is that round's evaluation alone (offset one less).
+        self.reevaluate = False
         self.initial_sha256 = ""  # the global model before round offset + 1
         # (round, hash) of the audit log's newest record, sent with every
         # instruction so the hospitals hold it apart (shared_models.held_heads)

@@ -23,6 +23,7 @@ from flwr.common import FitIns, parameters_to_ndarrays
 from flwr.server import LegacyContext
 from flwr.server.strategy import Strategy
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, Key
 from flwr.server.workflow.default_workflows import (
     default_evaluate_workflow,
     default_fit_workflow,
@@ -64,12 +65,33 @@ def pool_workflow(run: RunConfig) -> Any:
     )
 
 
-def build_workflow(run: RunConfig, pooling: Strategy | None = None) -> DefaultWorkflow:
+def build_workflow(
+    run: RunConfig, pooling: Strategy | None = None, reevaluate_first: bool = False
+) -> DefaultWorkflow:
     """The round loop: fit (masked by SecAgg+ when on), then evaluation
-    (pooled under SecAgg+ by ``pooling``, see :class:`PoolEvaluation`)."""
+    (pooled under SecAgg+ by ``pooling``, see :class:`PoolEvaluation`).
+
+    ``reevaluate_first``: Flower's round 1 only evaluates the model it starts
+    from (a resumed run's checkpointed round whose evaluation was cut off)."""
     evaluate = SecureEvaluation(run, pooling) if pooling is not None else None
-    fit = secagg_workflow(run) if run.secagg else None
+    fit = secagg_workflow(run) if run.secagg else default_fit_workflow
+    if reevaluate_first:
+        fit = SkipFirstFit(fit)
     return DefaultWorkflow(fit_workflow=fit, evaluate_workflow=evaluate)
+
+
+class SkipFirstFit:
+    """A fit workflow that does nothing in Flower's round 1 (see build_workflow)."""
+
+    def __init__(self, fit: Any) -> None:
+        self.fit = fit
+
+    def __call__(self, grid: Any, context: LegacyContext) -> None:
+        config = context.state.config_records[MAIN_CONFIGS_RECORD]
+        if config[Key.CURRENT_ROUND] == 1:
+            log.info("round 1 of this resume: evaluation only (no fit)")
+            return
+        self.fit(grid, context)
 
 
 class SecureEvaluation:

@@ -126,16 +126,21 @@ def hospital_dirs(opts: SimulationOptions, timings: dict[str, float]) -> list[Pa
 
     start = time.monotonic()
     extra = {} if opts.label_skew is None else {"label_skew": opts.label_skew}
+    # Written aside and renamed when complete: a run killed while writing it
+    # leaves no half cohort for --resume to take (it writes it again, seeded).
+    partial = opts.out / "cohort.partial"
+    shutil.rmtree(partial, ignore_errors=True)
     dirs = write_cohort(
-        cohort,
+        partial,
         hospitals=opts.hospitals,
         seed=opts.seed,
         scale=opts.scale,
         kinds=(PRESETS[opts.run.task],),
         **extra,
     )
+    partial.rename(cohort)
     timings["cohort_s"] = round(time.monotonic() - start, 1)
-    return dirs
+    return [cohort / d.name for d in dirs]
 
 
 def prepare_out(opts: SimulationOptions) -> None:
@@ -147,6 +152,42 @@ def prepare_out(opts: SimulationOptions) -> None:
             )
         shutil.rmtree(opts.out)
     opts.out.mkdir(parents=True, exist_ok=True)
+
+
+# What each simulated hospital's guarantee was made under (hospitals.json):
+# its ledger is fixed to them, so a resume that changes one is refused.
+NODE_PRIVACY = {"privacy-unit": "--privacy-unit", "epsilon": "--epsilon",
+                "delta": "--delta"}  # fmt: skip
+
+
+def check_resume(opts: SimulationOptions) -> None:
+    """Refuse a ``--resume`` the run in ``--out`` cannot continue: damaged or
+    missing checkpoints, other training or privacy settings (the run config's,
+    and the hospitals' own in ``hospitals.json``)."""
+    from server.resume import check_resumable
+
+    if not opts.out.is_dir():
+        return
+    check_resumable(opts.run, opts.out)
+    try:
+        nodes = json.loads((opts.out / "hospitals.json").read_text())
+    except (OSError, ValueError):
+        return  # written with the first round; nothing to compare yet
+    now = {"privacy-unit": opts.privacy_unit, "epsilon": opts.epsilon,
+           "delta": opts.delta}  # fmt: skip
+    changed = sorted(
+        f"{flag} {node.get(key)!r} -> {now[key]!r}"
+        for node in nodes if isinstance(node, dict)
+        for key, flag in NODE_PRIVACY.items()
+        if key in node and node[key] != now[key]
+    )  # fmt: skip
+    if changed:
+        raise ConfigError(
+            f"{opts.out}: cannot resume with other hospital privacy settings than "
+            f"the run started with ({', '.join(sorted(set(changed)))}); each "
+            "hospital's ledger and guarantee are fixed to them: pass the run's "
+            "own values, or start a new run"
+        )
 
 
 def check_budgets(opts: SimulationOptions, dirs: list[Path]) -> None:
@@ -186,6 +227,8 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         )
     if opts.data_dir is not None:
         given_hospitals(Path(opts.data_dir))  # refused before --out is touched
+    if opts.run.resume:
+        check_resume(opts)  # refused before --out is touched or Ray started
     prepare_out(opts)
     timings: dict[str, float] = {}
     dirs = hospital_dirs(opts, timings)

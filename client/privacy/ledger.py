@@ -14,7 +14,9 @@ it. Usage by a trainer, once per round::
 
 ``reserve`` decides under the ledger's lock, so two processes cannot both be
 granted budget that only one of them can have. An open (unsettled) reservation
-counts in full: a process that crashes mid-round leaves its steps charged.
+counts in full: a process that crashes mid-round leaves its steps charged,
+unless the very work it held them for is retried (``release_abandoned``: a
+federation's round retried after a crash is charged once, by the retry).
 Nothing is written before the first ``plan``, so a command that fails before
 training leaves no ledger behind (at most an empty lock file).
 """
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -428,6 +432,9 @@ class PrivacyLedger:
                 "privacy_unit": plan.privacy_unit,
                 "epsilon_after": after,
                 "note": note,
+                # Who holds it, so a later process can tell a crashed holder's
+                # reservation (release_abandoned) from a running one.
+                "holder": {"host": socket.gethostname(), "pid": os.getpid()},
                 "time": _now(),
             }
             self._write(record, plan.privacy_unit)
@@ -515,6 +522,48 @@ class PrivacyLedger:
             )
         return dict(sealed)
 
+    def release_abandoned(self, run_id: str, note: str) -> list[dict[str, Any]]:
+        """Release the open reservations of ``run_id`` with ``note`` whose holder
+        died before settling; returns their ``spend`` records (0 steps).
+
+        For a caller about to redo that very work (a federation's round is
+        retried after a crash): the dead process's training never left it (a
+        trainer settles before it returns a result), so the retry is charged
+        and the abandoned reservation is not. Only reservations made on this
+        host by a process that no longer exists are released; any other stays
+        open and counted in full, as does every one nobody retries.
+        """
+        self._sync()
+        host = socket.gethostname()
+        dead = [
+            r
+            for r in open_reservations(self._records)
+            if r["run_id"] == run_id
+            and r.get("note") == note
+            and (r.get("holder") or {}).get("host") == host
+            and not _alive(int(r["holder"]["pid"]))
+        ]
+        released = []
+        for record in dead:
+            pid = record["holder"]["pid"]
+            try:
+                released.append(
+                    self.settle(
+                        record["reservation"],
+                        0,
+                        note=f"released: holder pid {pid} died before settling; "
+                        f"retried as {note}",
+                    )
+                )
+            except LedgerError:  # settled meanwhile by another process
+                continue
+            logger.warning(
+                "run %s: released reservation %s of %d steps (%s): its process "
+                "(pid %s) died before settling",
+                run_id, record["reservation"], record["steps"], note, pid,
+            )  # fmt: skip
+        return released
+
     def _open_reservation(self, reservation_id: str) -> dict[str, Any]:
         found = [r for r in self._records if r.get("reservation") == reservation_id]
         for record in found:
@@ -565,6 +614,19 @@ class PrivacyLedger:
             ],
             "reserved_open": self.reserved_open,
         }
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (ours counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _check_steps(name: str, steps: int, minimum: int = 0) -> None:

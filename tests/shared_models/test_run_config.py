@@ -173,7 +173,7 @@ def test_config_is_frozen() -> None:
 
 
 def test_resume_refuses_other_training_settings(tmp_path: Path) -> None:
-    from server.app import _check_same_training
+    from server.resume import check_same_training as _check_same_training
 
     started = RunConfig(task="ecg-arrhythmia").resolved()
     _check_same_training(started, started.to_run_config(), tmp_path)  # the same
@@ -204,20 +204,36 @@ def test_secagg_shares_are_fractions_or_counts(
     assert got == flower and [type(v) for v in got] == [type(v) for v in flower]
 
 
-@pytest.mark.parametrize("started", ["run.json", "audit.jsonl"])
-def test_resume_refuses_a_started_run_without_checkpoints(
-    tmp_path: Path, started: str
+def test_resume_refuses_a_run_with_audit_records_but_no_checkpoint(
+    tmp_path: Path,
 ) -> None:
     """Starting again from round 1 in such a folder would append a second run
     to its audit log and charge every hospital twice."""
-    from server.app import _refuse_resume_without_checkpoint
+    from server.resume import refuse_resume_without_checkpoint
 
-    _refuse_resume_without_checkpoint(tmp_path)  # an empty folder: a fresh start
-    (tmp_path / started).write_text('{"x": 1}\n')
-    with pytest.raises(
-        ConfigError, match=rf"holds a run \({started}\) but no complete"
-    ):
-        _refuse_resume_without_checkpoint(tmp_path)
+    refuse_resume_without_checkpoint(tmp_path)  # an empty folder: a fresh start
+    (tmp_path / "run.json").write_text('{"x": 1}\n')
+    refuse_resume_without_checkpoint(tmp_path)  # stopped in round 1: continued
+    (tmp_path / "audit.jsonl").write_text('{"x": 1}\n')
+    with pytest.raises(ConfigError, match=r"audit log records rounds but .* no compl"):
+        refuse_resume_without_checkpoint(tmp_path)
+
+
+def test_a_run_stopped_in_round_1_restarts_under_its_own_name(tmp_path: Path) -> None:
+    """Killed after run.json, before round 1 was recorded: the same run (its
+    name is the hospitals' plan) starts round 1 again."""
+    import json
+
+    from server.resume import started_run
+
+    run = RunConfig(run_dir=str(tmp_path), resume=True)
+    assert started_run(run, tmp_path) is None  # nothing started: a fresh run
+    meta = {"run_name": "r1", "run_config": run.to_run_config(), "model_card": {}}
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+
+    assert started_run(run, tmp_path)["run_name"] == "r1"
+    with pytest.raises(ConfigError, match="other training settings"):
+        started_run(RunConfig(run_dir=str(tmp_path), dp=False), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -232,10 +248,10 @@ def test_resume_refuses_a_started_run_without_checkpoints(
 def test_resume_refuses_a_damaged_run_json(
     tmp_path: Path, content: str | None, message: str
 ) -> None:
-    from server.app import _read_run_json
+    from server.resume import read_run_json
 
     if content is not None:
         (tmp_path / "run.json").write_text(content)
     with pytest.raises(ConfigError, match=message) as err:
-        _read_run_json(tmp_path)
+        read_run_json(tmp_path)
     assert "run.json" in str(err.value)

@@ -1,0 +1,109 @@
+"""``fedcare simulate --resume`` refuses what it cannot continue, before Ray
+starts, with a one-line error and exit 2, and leaves the run folder as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from server import audit, checkpoint
+from shared_models import create_model
+from shared_models.export import ModelCard, arrays_hash, get_weights
+from shared_models.run_config import RunConfig
+from simulation.cli.main import app
+
+CARD = {
+    "model": "dense_autoencoder",
+    "model_config": {"seq_len": 8, "n_features": 1, "hidden": [4], "code_size": 2},
+    "task": "ecg-arrhythmia",
+    "input_spec": {"seq_len": 8, "n_features": 1},
+    "normalisation": {},
+}
+NODE = {"privacy-unit": "patient", "epsilon": 8.0, "delta": 1e-5}
+
+
+def _weights() -> list[np.ndarray]:
+    torch.manual_seed(0)
+    return get_weights(create_model(CARD["model"], **CARD["model_config"], dp=False))
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Path:
+    """A run folder as ``fedcare simulate`` leaves it killed after round 1."""
+    out = tmp_path / "run"
+    run = RunConfig(task="ecg-arrhythmia", seed=0, num_server_rounds=3).resolved()
+    checkpoint.save(out, 1, "r", _weights(), ModelCard(**CARD), run.to_run_config())
+    meta = {"run_name": "r", "run_config": run.to_run_config(), "model_card": CARD}
+    (out / "run.json").write_text(json.dumps(meta))
+    record = {"round": 1, "fit": {}, "global_model_sha256": arrays_hash(_weights())}
+    audit.append_round(out, "r", record, "", run)
+    nodes = [{"hospital-id": f"h{i}", **NODE} for i in (1, 2, 3)]
+    (out / "hospitals.json").write_text(json.dumps(nodes))
+    return out
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _resume(out: Path, *extra: str):
+    args = ["simulate", "--out", str(out), "--resume", "--rounds", "3", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def _break_state_json(out: Path) -> None:
+    state = out / "checkpoints" / "round_0001" / "state.json"
+    state.write_text(state.read_text()[:40])
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "message"),
+    [
+        ("dp off", ("--no-dp",), r"other training settings .*dp True -> False"),
+        ("unit", ("--privacy-unit", "example"), r"privacy-unit 'patient' -> 'exam"),
+        ("task", ("--task", "icu-deterioration"), r"task 'ecg-arrhythmia' -> 'icu"),
+        ("batch", ("--batch-size", "7"), r"batch-size \d+ -> 7"),
+        ("run epsilon", ("--run-epsilon", "1"), r"run-epsilon 2.0 -> 1.0"),
+        ("budget", ("--epsilon", "4"), r"--epsilon 8.0 -> 4.0"),
+        ("secagg off", ("--no-secagg",), r"secagg True -> False"),
+        ("no checkpoints", (), r"audit log records rounds but .* no complete"),
+        ("bad state.json", (), r"state.json: unreadable .*damaged"),
+    ],
+)
+def test_resume_refuses_and_changes_nothing(
+    stopped: Path, change: str, extra: tuple[str, ...], message: str
+) -> None:
+    if change == "no checkpoints":
+        shutil.rmtree(stopped / "checkpoints")
+    if change == "bad state.json":
+        _break_state_json(stopped)
+    before = _digest(stopped)
+
+    result = _resume(stopped, *extra)
+
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert _digest(stopped) == before
+
+
+def test_the_same_settings_pass_the_preflight(stopped: Path) -> None:
+    from dataclasses import replace
+
+    from simulation.runner import SimulationOptions, check_resume
+
+    run = replace(RunConfig(task="ecg-arrhythmia", seed=0, resume=True)).resolved()
+    check_resume(SimulationOptions(out=stopped, run=run, hospitals=3))
