@@ -216,30 +216,18 @@ class Hospital:
             metrics.update(self._budget_metrics(run_name, server_round))
             self.local_report(run_name).record("fit", server_round, metrics)
             return weights, 0, metrics
-<<<<<<< HEAD
-        metrics.update(
-            {
-                "train-loss": float(result["train_loss"] or 0.0),
-                "steps": int(result["steps"]),
-                "examples": len(fit),
-            },
-            **self._budget_metrics(run_name, server_round),
-        )
-        # How long the local training took stays in the local report: it is
-        # not in ``metrics`` (the reply), so it never reaches the aggregator.
-        own = {**metrics, "train-seconds": round(seconds, 4)}
-        self.local_report(run_name).record("fit", server_round, own)
-=======
         trained = {
             "train-loss": float(result["train_loss"] or 0.0),
             "steps": int(result["steps"]),
             "examples": len(fit),
         }
         metrics.update(trained, **self._budget_metrics(run_name, server_round))
-        self.local_report(run_name).record("fit", server_round, metrics)
+        # How long the local training took stays in the local report: it is
+        # not in ``metrics`` (the reply), so it never reaches the aggregator.
+        own = {**metrics, "train-seconds": round(seconds, 4)}
+        self.local_report(run_name).record("fit", server_round, own)
         if private is not None:
             round_cache.store(self._cache, key, get_weights(model), trained)
->>>>>>> issue-crash
         return get_weights(model), len(fit), metrics
 
     @property
