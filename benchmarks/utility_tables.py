@@ -107,14 +107,6 @@ def block(report: dict[str, Any]) -> str:
 
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     """Replace the generated block of ``path`` (or append it)."""
-    from shared_models.atomic import atomic_write_text
+    from benchmarks.markdown import replace_block
 
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    new = block(report)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + new + tail
-    else:
-        text = text.rstrip() + "\n\n" + new + "\n"
-    atomic_write_text(path, text)
+    replace_block(path, BEGIN, END, block(report))

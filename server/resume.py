@@ -117,7 +117,9 @@ def check_same_training(run: RunConfig, stored: dict[str, Any], run_dir: Path) -
     steps, and the checkpoint holds the run's model: a recipe or key that
     changed since would decline every round or fail to load the weights.
     The number of rounds is left out (the hospitals refuse rounds beyond
-    their plan themselves).
+    their plan themselves), and so is turning SecAgg+ *on*: it changes what
+    the aggregator sees of each update, not the update or its accounting, so
+    a run may only become more protected; turning it off is refused.
     """
     started = RunConfig.from_run_config(stored)
     before, now = started.training_keys(), run.training_keys()
@@ -129,6 +131,8 @@ def check_same_training(run: RunConfig, stored: dict[str, Any], run_dir: Path) -
         for k in before
         if k != "num-server-rounds" and before[k] != now[k]
     }
+    if changed.get("secagg") == (False, True):
+        del changed["secagg"]
     if changed:
         shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
         raise ConfigError(

@@ -26,6 +26,12 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+# The ``--format`` option every command that reports something takes.
+FORMAT_OPTION = typer.Option(
+    OutputFormat.text, "--format", help="text for people, json for machines."
+)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a :class:`FedcareError` into a one-line message and exit status 2."""

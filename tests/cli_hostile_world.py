@@ -125,23 +125,13 @@ def make_junk(root: Path) -> None:
 
 def _fake_run(run_dir: Path) -> None:
     """One round of an audited run (as tests/server/test_audit.py builds one)."""
-    import torch
+    from tiny_model import tiny_card, tiny_weights
 
     from server.run_state import FederatedRun
-    from shared_models import create_model
-    from shared_models.export import get_weights
     from shared_models.run_config import RunConfig
 
-    card = {
-        "model": "dense_autoencoder",
-        "model_config": {"seq_len": 8, "n_features": 1, "hidden": [4], "code_size": 2},
-        "task": "signal-anomaly",
-        "input_spec": {"seq_len": 8, "n_features": 1},
-        "normalisation": {},
-        "classes": None,
-    }
-    torch.manual_seed(0)
-    weights = get_weights(create_model(card["model"], **card["model_config"], dp=False))
+    card = tiny_card("signal-anomaly")
+    weights = tiny_weights(0)
     run = FederatedRun(RunConfig(task="signal-anomaly").resolved(), run_dir, "a", card)
     run.set_initial(weights)
     run.on_fit(1, weights, [(1, {"hospital-id": 1}), (1, {"hospital-id": 2})], [])

@@ -8,15 +8,13 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, user_errors
+from shared_models.cli import FORMAT_OPTION, OutputFormat, emit, user_errors
 from shared_models.errors import LedgerError
 
 _LEDGER = typer.Option(
     ..., "--ledger", help="The hospital's privacy ledger (JSON Lines)."
 )
-_FORMAT = typer.Option(
-    OutputFormat.text, "--format", help="text for people, json for machines."
-)
+_FORMAT = FORMAT_OPTION
 # What "neighbouring datasets" means at each privacy unit, in words.
 UNIT_WORDS = {
     "patient": "one patient's data",

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from shared_models.cli import (
+    FORMAT_OPTION,
     SEED_RANGE,
     OutputFormat,
     check_output_dir,
@@ -27,7 +28,7 @@ _OUT = typer.Option(
 _SPLIT_SEED = typer.Option(
     0, "--split-seed", help="Patient split of DATA (as fedcare train).", **SEED_RANGE
 )
-_FORMAT = typer.Option(OutputFormat.text, "--format")
+_FORMAT = FORMAT_OPTION
 
 
 def command(

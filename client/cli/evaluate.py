@@ -7,11 +7,17 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, setup_logging, user_errors
+from shared_models.cli import (
+    FORMAT_OPTION,
+    OutputFormat,
+    emit,
+    setup_logging,
+    user_errors,
+)
 
 _MODEL = typer.Option(..., "--model", help="Model directory (card.json + weights).")
 _DATA = typer.Option(..., "--data", help="Hospital folder or data file/directory.")
-_FORMAT = typer.Option(OutputFormat.text, "--format")
+_FORMAT = FORMAT_OPTION
 
 
 def command(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, user_errors
+from shared_models.cli import FORMAT_OPTION, OutputFormat, emit, user_errors
 
 if TYPE_CHECKING:
     from client.privacy.ledger_evidence import LedgerVerdict
@@ -44,9 +44,7 @@ _HOSPITAL = typer.Option(
     "--hospital",
     help="The hospital id in the audit log (default: the ledger header's).",
 )
-_FORMAT = typer.Option(
-    OutputFormat.text, "--format", help="text for people, json for machines."
-)
+_FORMAT = FORMAT_OPTION
 
 
 @app.callback()

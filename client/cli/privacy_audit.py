@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from shared_models.cli import (
+    FORMAT_OPTION,
     SEED_RANGE,
     OutputFormat,
     emit,
@@ -69,9 +70,7 @@ _PER_PATIENT = typer.Option(
     help="Patient-level DP: at most this many of a sampled patient's examples "
     "per step (default: the task's).",
 )
-_FORMAT = typer.Option(
-    OutputFormat.text, "--format", help="text for people, json for machines."
-)
+_FORMAT = FORMAT_OPTION
 
 
 def command(

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from shared_models.cli import (
+    FORMAT_OPTION,
     SEED_RANGE,
     OutputFormat,
     check_output_dir,
@@ -79,7 +80,7 @@ _SEED = typer.Option(
 )
 _DEVICE = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda.")
 _RUN_ID = typer.Option(None, "--run-id", help="Ledger run id (default: new).")
-_FORMAT = typer.Option(OutputFormat.text, "--format")
+_FORMAT = FORMAT_OPTION
 
 
 def command(

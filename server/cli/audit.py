@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from shared_models.cli import OutputFormat, emit, user_errors
+from shared_models.cli import FORMAT_OPTION, OutputFormat, emit, user_errors
 from shared_models.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,9 +43,7 @@ _HEADS = typer.Option(
     "log must hold every head of its run at its round (an edit whose chain was "
     "re-computed, or a cut, does not) (default: none held).",
 )
-_FORMAT = typer.Option(
-    OutputFormat.text, "--format", help="text for people, json for machines."
-)
+_FORMAT = FORMAT_OPTION
 
 
 @app.callback()

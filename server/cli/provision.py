@@ -13,7 +13,13 @@ from typing import Any
 
 import typer
 
-from shared_models.cli import OutputFormat, check_output_dir, emit, user_errors
+from shared_models.cli import (
+    FORMAT_OPTION,
+    OutputFormat,
+    check_output_dir,
+    emit,
+    user_errors,
+)
 
 app = typer.Typer(
     help="Provision a consortium: CA, SuperLink certificate, SuperNode keys, bundles "
@@ -21,9 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 _OUT = typer.Argument(..., help="The provisioning directory (from `provision init`).")
-_FORMAT = typer.Option(
-    OutputFormat.text, "--format", help="text for people, json for machines."
-)
+_FORMAT = FORMAT_OPTION
 
 
 def _print_report(report: Any, fmt: OutputFormat) -> None:

@@ -472,7 +472,8 @@ def test_two_rounds_dp_secagg_over_tls(federation: Consortium) -> None:
             evaluation["pooled_from"] == evaluation["evaluated_by"] == list(HOSPITALS)
         )
         assert evaluation["hospitals"] == {} and evaluation["pooled"]["n"] > 0
-        assert all(f == {"status": "replied"} for f in record["fit"].values())
+        assert all(f["status"] == "replied" for f in record["fit"].values())
+        assert all(len(f["ledger_head"]) == 64 for f in record["fit"].values())
     for h in HOSPITALS:
         summary = PrivacyLedger.open(c.ledgers[h], None).summary()
         assert len(summary["entries"]) == 2 and summary["spent_epsilon"] > 0, summary

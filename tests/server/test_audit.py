@@ -9,37 +9,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reliability
-import torch
+from tiny_model import tiny_card, tiny_weights
 from typer.testing import CliRunner
 
 from server import audit
 from server.history import RunHistory
 from server.run_state import FederatedRun
 from server.strategy import instruction_config
-from shared_models import create_model, held_heads, wire
-from shared_models.export import arrays_hash, get_weights
+from shared_models import held_heads, wire
+from shared_models.export import arrays_hash
 from shared_models.hash_chain import canonical_json, seal
-from shared_models.registry import get_spec
 from shared_models.run_config import RunConfig
 from simulation.cli.main import app
 
-CARD = {
-    "model": "dense_autoencoder",
-    "model_config": {"seq_len": 8, "n_features": 1, "hidden": [4], "code_size": 2},
-    "task": "signal-anomaly",
-    "input_spec": {"seq_len": 8, "n_features": 1},
-    "normalisation": {},
-    "classes": None,
-}
+CARD = tiny_card("signal-anomaly")
 CONFIG = RunConfig(
     task="signal-anomaly", strategy="fedprox", proximal_mu=0.1
 ).resolved()
 
 
 def _weights(seed: int) -> list[np.ndarray]:
-    get_spec(CARD["model"])  # registering draws random weights: before seeding
-    torch.manual_seed(seed)
-    return get_weights(create_model(CARD["model"], **CARD["model_config"], dp=False))
+    return tiny_weights(seed)
 
 
 def _reply(hospital: int, declined: str = "") -> tuple[int, dict]:

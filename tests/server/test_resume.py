@@ -8,26 +8,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import torch
+from tiny_model import tiny_card, tiny_weights
 
 from server import app, audit, checkpoint
 from server.workflow import SkipFirstFit
-from shared_models import create_model
-from shared_models.export import ModelCard, arrays_hash, get_weights
+from shared_models.export import ModelCard, arrays_hash
 from shared_models.run_config import RunConfig
 
-CARD = {
-    "model": "dense_autoencoder",
-    "model_config": {"seq_len": 8, "n_features": 1, "hidden": [4], "code_size": 2},
-    "task": "ecg-anomaly",
-    "input_spec": {"seq_len": 8, "n_features": 1},
-    "normalisation": {},
-}
+CARD = tiny_card("ecg-anomaly")
 
 
 def _weights(seed: int) -> list[np.ndarray]:
-    torch.manual_seed(seed)
-    return get_weights(create_model(CARD["model"], **CARD["model_config"], dp=False))
+    return tiny_weights(seed)
 
 
 def _stopped_run(

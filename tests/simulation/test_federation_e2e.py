@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from client.federated import DECLINED_BUDGET
 from client.privacy import PrivacyLedger
 from shared_models.export import get_weights, load_model_dir
 from shared_models.run_config import RunConfig
+from shared_models.wire import ledger_commitment
 from simulation.cohorts import write_cohort
 from simulation.engine import run_simulated
 
@@ -294,8 +296,14 @@ def test_history_records_both_rounds_with_every_hospital_trained(
     for record in history["rounds"]:
         assert record["participating"] == list(HOSPITALS)
         assert record["declined"] == [] and record["failures"] == []
-        # only who took part: no loss, count, epsilon or budget per hospital
-        assert record["fit"] == {h: {"status": "replied"} for h in HOSPITALS}
+        # only who took part and its ledger's head (a sha256 commitment held
+        # apart from the ledger): no loss, count, epsilon or budget per hospital
+        assert {h: set(f) for h, f in record["fit"].items()} == {
+            h: {"status", "ledger_head"} for h in HOSPITALS
+        }
+        assert all(f["status"] == "replied" for f in record["fit"].values())
+        heads = [f["ledger_head"] for f in record["fit"].values()]
+        assert all(re.fullmatch("[0-9a-f]{64}", head) for head in heads)
         evaluation = record["evaluation"]
         assert evaluation["hospitals"] == {}  # no hospital shares its metrics
         assert (
@@ -310,6 +318,11 @@ def test_history_records_both_rounds_with_every_hospital_trained(
         assert pooled["positives"] == sum(o["positives"] for o in own)
         assert all(o["threshold"] == evaluation["threshold"] for o in own)
         assert 0.0 <= pooled["auroc"] <= 1.0
+    last = history["rounds"][-1]["fit"]
+    assert {h: f["ledger_head"] for h, f in last.items()} == {
+        h: ledger_commitment(_ledger(secagg_run, h).head_hash, "ci", 2)
+        for h in HOSPITALS
+    }
     rows = (secagg_run.run_dir / "history.csv").read_text().splitlines()
     assert rows[0].startswith("round,hospital,status,")
     assert len(rows) == 1 + 2 * (
@@ -442,7 +455,11 @@ def test_budget_exhausted_hospital_declines_and_is_not_charged(
     h3 = _ledger(plain_run, "h3")
 
     assert round3["participating"] == list(HOSPITALS) and round3["declined"] == []
-    assert round3["fit"]["h3"] == {"status": "replied"}
+    # h3's head did not move: it declined without a spend
+    assert round3["fit"]["h3"] == {
+        "status": "replied",
+        "ledger_head": ledger_commitment(h3.head_hash, "ci", 3),
+    }
     assert _own(plain_run, "h3")["fit"]["3"]["declined"] == DECLINED_BUDGET
     assert h3.records == resumed_run["before"]["h3_records"]
     assert h3.spent_epsilon == resumed_run["before"]["h3_spent"]

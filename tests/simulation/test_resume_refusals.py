@@ -11,28 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from tiny_model import tiny_card, tiny_weights
 from typer.testing import CliRunner
 
 from server import audit, checkpoint
-from shared_models import create_model
-from shared_models.export import ModelCard, arrays_hash, get_weights
+from shared_models.errors import ConfigError
+from shared_models.export import ModelCard, arrays_hash
 from shared_models.run_config import RunConfig
 from simulation.cli.main import app
 
-CARD = {
-    "model": "dense_autoencoder",
-    "model_config": {"seq_len": 8, "n_features": 1, "hidden": [4], "code_size": 2},
-    "task": "ecg-arrhythmia",
-    "input_spec": {"seq_len": 8, "n_features": 1},
-    "normalisation": {},
-}
+CARD = tiny_card("ecg-arrhythmia")
 NODE = {"privacy-unit": "patient", "epsilon": 8.0, "delta": 1e-5}
 
 
 def _weights() -> list[np.ndarray]:
-    torch.manual_seed(0)
-    return get_weights(create_model(CARD["model"], **CARD["model_config"], dp=False))
+    return tiny_weights(0)
 
 
 @pytest.fixture
@@ -107,3 +100,13 @@ def test_the_same_settings_pass_the_preflight(stopped: Path) -> None:
 
     run = replace(RunConfig(task="ecg-arrhythmia", seed=0, resume=True)).resolved()
     check_resume(SimulationOptions(out=stopped, run=run, hospitals=3))
+
+
+def test_a_run_may_add_secagg_on_resume_but_not_drop_it(tmp_path: Path) -> None:
+    from server.resume import check_same_training
+
+    plain = RunConfig(task="ecg-arrhythmia", secagg=False).resolved()
+    secure = RunConfig(task="ecg-arrhythmia", secagg=True).resolved()
+    check_same_training(secure, {**plain.to_run_config()}, tmp_path)
+    with pytest.raises(ConfigError, match="secagg True -> False"):
+        check_same_training(plain, secure.to_run_config(), tmp_path)

@@ -119,8 +119,12 @@ def test_simulate_writes_run_folder_and_three_way_table(
         assert (out / name).is_file()
     for model in ("final", "best"):
         assert (out / "models" / model / "card.json").is_file()
-    ledgers = sorted((tmp_path / "led").glob("*.jsonl"))
-    assert len(ledgers) == 3
+    files = sorted((tmp_path / "led").glob("*.jsonl"))
+    heads = [f for f in files if f.name.endswith(".audit-heads.jsonl")]
+    ledgers = [f for f in files if f not in heads]
+    # one ledger per hospital, and beside it the audit heads that hospital holds
+    assert [f.name for f in ledgers] == [f"hospital_0{i}.jsonl" for i in (1, 2, 3)]
+    assert [f.name for f in heads] == [f"{f.name}.audit-heads.jsonl" for f in ledgers]
     # what the guarantee cost, against the arms without it
     cost = summary["cost"]
     assert cost["federated"] == summary["pooled_federated"]["auroc"]
