@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 max_grad_norm=args.clip,
                 seed=args.seed + 1000 * rnd + i,
                 loss_kwargs=task.loss_kwargs(),
+                class_scaled_clip=args.class_scaled_clip,
             )
             private = None
             if not args.no_dp:
@@ -218,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilon", type=float, default=2.0)
     parser.add_argument("--unit", default="patient")
     parser.add_argument("--no-dp", action="store_true")
+    parser.add_argument(
+        "--class-scaled-clip",
+        action="store_true",
+        help="clip each unit to C x its class weight / the largest (README Privacy)",
+    )
     parser.add_argument("--model", default="", help='JSON, e.g. {"hidden_size": 32}')
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -161,7 +161,7 @@ def _config(run_dir: Path, **changes: Any) -> RunConfig:
         secagg_clipping_range=CLIP,
         secagg_quantization_range=QUANT,
         secagg_max_weight=MAX_WEIGHT,
-        secagg_timeout=120.0,
+        secagg_timeout=600.0,  # a hospital timed out at 120 s under load 10
     )
     return RunConfig(**{**base, **changes})
 
