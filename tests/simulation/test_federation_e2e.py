@@ -161,7 +161,7 @@ def _config(run_dir: Path, **changes: Any) -> RunConfig:
         secagg_clipping_range=CLIP,
         secagg_quantization_range=QUANT,
         secagg_max_weight=MAX_WEIGHT,
-        secagg_timeout=600.0,  # a hospital timed out at 120 s under load 10
+        secagg_timeout=600.0,  # 120 s timed out a hospital at load ~6 on 2 cores
     )
     return RunConfig(**{**base, **changes})
 
