@@ -57,11 +57,15 @@ def _row(
             )
         for drop in record.get("dropped") or []:
             if str(drop.get("hospital")) == hid:
+                # the history's words for it are the audit record's
+                # (server.audit.round_record): sampled, no reply
                 problems.append(
                     {
                         "round": number,
-                        "status": str(drop.get("status", "dropped")),
-                        "reason": str(drop.get("reason", "")),
+                        "status": str(drop.get("status", "no-reply")),
+                        "reason": str(
+                            drop.get("reason", "sampled for the round, sent no reply")
+                        ),
                     }
                 )
     row: dict[str, Any] = {
