@@ -244,6 +244,9 @@ def comparison(files: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(summary, dict) or not summary.get("hospitals"):
         return None
     metric = summary.get("primary_metric", "")
+    arms = ("local_only", "centralized")
+    if not any(arm in e for e in summary["hospitals"].values() for arm in arms):
+        return None  # --no-baselines: the federated arm alone, nothing to compare
     rows = {
         hid: {
             arm: _num((entry.get(arm) or {}).get(metric))

@@ -85,9 +85,11 @@ function renderRun(s) {
   const planned = r.rounds_planned || 0;
   const running = ["running", "starting"].includes(s.status.state);
   const current = running && r.rounds_done < planned ? r.rounds_done + 1 : r.rounds_done;
-  $("round-counter").textContent = running
-    ? "Round " + current + " of " + planned + " under way (" + r.rounds_done + " done)"
-    : r.rounds_done + " of " + planned + " rounds done";
+  $("round-counter").textContent = !planned
+    ? "Waiting for the federation to start"
+    : running
+      ? "Round " + current + " of " + planned + " under way (" + r.rounds_done + " done)"
+      : r.rounds_done + " of " + planned + " rounds done";
   const bar = $("rounds-bar");
   bar.setAttribute("aria-valuemax", String(planned));
   bar.setAttribute("aria-valuenow", String(r.rounds_done));
