@@ -135,6 +135,7 @@ def simulated(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         url = f"http://127.0.0.1:{port}/"
         _wait_up(url, 300, proc)
         page.goto(url)
+        assert f"dashboard: {url}" in (tmp / "simulate.log").read_text()
         counter = page.locator("#round-counter")
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while "the run is done" not in (tmp / "simulate.log").read_text():
