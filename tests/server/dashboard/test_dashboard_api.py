@@ -218,3 +218,46 @@ def test_a_file_is_not_a_run_folder(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     result = CliRunner().invoke(cli, ["dashboard", "--run-dir", str(tmp_path / "f")])
     assert result.exit_code == 2 and "is a file" in result.output
+
+
+def test_raw_dot_dot_paths_reach_nothing(tmp_path: Path) -> None:
+    """Paths sent as they are (no client normalising them) to a real server."""
+    import http.client
+    import socket
+    import threading
+
+    import uvicorn
+
+    run_dir = tmp_path / "run"
+    run_folders.run(run_dir, done=1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(run_dir), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            thread.join(0.1)
+        for path in (
+            "/static/../../run.json",
+            "/static/../app.py",
+            "/static/%2e%2e/%2e%2e/run.json",
+            "/download/models/../../run.json",
+            "/download/models/..%2f..%2frun.zip",
+            "//run.json",
+        ):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read()
+            connection.close()
+            assert response.status == 404, path
+            assert b"run_config" not in body and b"import" not in body, path
+    finally:
+        server.should_exit = True
+        thread.join(10)
