@@ -20,11 +20,8 @@ refuses to bind beyond loopback without TLS and a token.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import logging
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,13 @@ from client.tasks import get_task
 from client.training import resolve_device
 from shared_models.errors import ConfigError
 from shared_models.export import ModelCard, load_model_dir
+from shared_models.http_guard import (  # noqa: F401  (fedcare serve's checks)
+    bearer_matches,
+    check_bind,
+    check_port,
+    is_loopback,
+    read_token,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 512
@@ -59,60 +63,6 @@ class ServeLimits:
 
     max_body_bytes: int = MAX_BODY_BYTES
     token: str = ""
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, tls: bool, token: str) -> None:
-    """Refuse a bind beyond loopback unless TLS and a token protect it."""
-    if is_loopback(host) or (tls and token):
-        return
-    needs = (("TLS (--tls-cert, --tls-key)", tls), ("a token (--token-file)", token))
-    missing = [what for what, given in needs if not given]
-    raise ConfigError(
-        f"--host {host}: serving beyond loopback needs {' and '.join(missing)}; "
-        "without them anyone on the network could query the model. Bind "
-        "127.0.0.1, or pass both."
-    )
-
-
-def check_port(host: str, port: int) -> None:
-    """Refuse, before the model is served, an address this machine cannot
-    listen on (a port in use, an unknown host), as uvicorn would bind it."""
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        raise ConfigError(
-            f"--host {host} --port {port}: cannot listen on {host}:{port} "
-            f"({exc.strerror or exc}); choose a free port, or an address of "
-            "this machine"
-        ) from None
-
-
-def read_token(path: Path) -> str:
-    """The bearer token in ``path`` (one line, at least 16 characters)."""
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--token-file {path}: cannot read it ({exc})") from None
-    if len(token) < 16 or any(c.isspace() for c in token):
-        raise ConfigError(
-            f"--token-file {path}: expected one token of at least 16 characters "
-            "without spaces (e.g. from python -c "
-            "'import secrets; print(secrets.token_urlsafe())')"
-        )
-    return token
 
 
 def load_normalisation(path: Path) -> dict[str, Any]:
@@ -265,8 +215,7 @@ def create_app(server: ModelServer, limits: ServeLimits | None = None) -> FastAP
     async def authenticate(request: Request, call_next: Any) -> Any:
         if limits.token:
             given = request.headers.get("authorization", "")
-            expected = f"Bearer {limits.token}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
+            if not bearer_matches(given, limits.token):
                 error = RequestError(
                     "authorization", "missing or wrong token", "Bearer <token>", 401
                 )

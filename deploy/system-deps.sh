@@ -1,11 +1,13 @@
 #!/bin/sh
 # System packages the test suite needs beyond Python's: nginx (the proxy in
-# front of the SuperLink, run for real by tests/deploy_e2e). Installs what is
+# front of the SuperLink, run for real by tests/deploy_e2e) and chromium (the
+# dashboard's real-browser tests, tests/server/dashboard, at /usr/bin/chromium). Installs what is
 # missing with apt-get when it can (root, or passwordless sudo); otherwise says
 # what to install and exits 0, and the tests that need it fail naming it.
 set -eu
 missing=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -z "$missing" ] && exit 0
 if command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -41,6 +41,7 @@ class World:
             "ledger": str(r / "ledger.jsonl"),
             "audit_log": str(r / "run" / "audit.jsonl"),
             "checkpoints": str(r / "run" / "checkpoints"),
+            "run_dir": str(r / "run"),
             "consortium": str(r / "consortium.toml"),
             "prov": str(r / "prov"),
             "project": str(r / "project"),

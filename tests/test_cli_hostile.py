@@ -71,6 +71,7 @@ PATH_KINDS = {
     "validate-data path": "data",
     "data_dir": "in_dir",
     "ledger_dir": "out_dir",
+    "dashboard run_dir": "run_dir",  # may be missing or empty: a run starts later
 }
 # The bad values of each kind ({name} are World paths) and the exit status.
 PATH_CASES = {
@@ -83,6 +84,7 @@ PATH_CASES = {
     "ledger": ["missing", "empty_dir", "garbage"],
     "audit_log": ["missing", "empty_dir", "garbage"],
     "checkpoints": ["missing", "garbage", "junk_checkpoints"],
+    "run_dir": ["file", "under_file"],
 }
 # Text options that take one of a few words (free text, e.g. --name, is left out).
 WORDS = {
@@ -103,6 +105,7 @@ FAST_TRAIN = {"epochs": "1", "batch_size": "8", "device": "cpu"}
 BASELINES: dict[str, dict[str, object]] = {
     "audit verify": {"log": "{audit_log}", "checkpoints": "{checkpoints}"},
     "budget": {"ledger": "{ledger}"},
+    "dashboard": {"run_dir": "{run_dir}", "port": "{free_port}"},
     "ledger verify": {"ledger": "{ledger}"},
     "calibrate": {"model": "{model}", "data": "{hospital}", "out": "{new}"},
     "cohort": {"out": "{new}", "hospitals": "2", "scale": "0.05", "kinds": "signals"},

@@ -78,6 +78,7 @@ def test_the_fedcare_command_is_composed_in_the_top_layer() -> None:
         "budget",
         "privacy-audit",
         "serve",
+        "dashboard",
         "cohort",
         "simulate",
         "provision",

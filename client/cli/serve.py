@@ -65,13 +65,9 @@ def command(
             load_normalisation,
             read_token,
         )
-        from shared_models.errors import ConfigError
+        from shared_models.http_guard import check_tls_files
 
-        if (tls_cert is None) != (tls_key is None):
-            raise ConfigError("--tls-cert and --tls-key go together")
-        for path in (tls_cert, tls_key):
-            if path is not None and not path.is_file():
-                raise ConfigError(f"{path}: no such file")
+        check_tls_files(tls_cert, tls_key)
         token = read_token(token_file) if token_file else ""
         check_bind(host, tls_cert is not None, token)
         check_port(host, port)

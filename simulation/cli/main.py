@@ -20,7 +20,7 @@ from client.cli import (
     train,
     validate_data,
 )
-from server.cli import audit, provision
+from server.cli import audit, dashboard, provision
 from simulation.cli import cohort, simulate
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.command("calibrate")(calibrate.command)
 app.command("budget")(budget.command)
 app.command("privacy-audit")(privacy_audit.command)
 app.command("serve")(serve.command)
+app.command("dashboard")(dashboard.command)
 app.command("cohort")(cohort.command)
 app.command("simulate")(simulate.command)
 app.add_typer(provision.app, name="provision")

@@ -137,6 +137,15 @@ def command(
     verbose: bool = typer.Option(
         False, "--verbose", help="Show Flower's and Ray's logs."
     ),
+    dashboard: bool = typer.Option(
+        False,
+        "--dashboard",
+        help="Serve fedcare dashboard of --out on 127.0.0.1 while the run goes "
+        "(its URL is printed); it keeps serving after the run until Ctrl+C.",
+    ),
+    dashboard_port: int = typer.Option(
+        8050, "--dashboard-port", min=1, max=65535, help="Port of --dashboard."
+    ),
 ) -> None:
     """Simulate a federation of hospitals (DP, SecAgg+) with baselines and a report."""
     setup_logging(verbose)
@@ -179,6 +188,7 @@ def command(
             if value is not None:
                 overrides[key] = value
         run = replace(RunConfig(), **overrides).resolved()
+        url = _start_dashboard(out, dashboard_port) if dashboard else ""
         opts = SimulationOptions(
             out=out,
             run=run,
@@ -202,6 +212,26 @@ def command(
         with _progress(run.num_server_rounds, format) as progress:
             summary = simulate(opts, progress)
         emit(summary, format, lambda: _print(summary, out))
+    if url:
+        _keep_serving(url)
+
+
+def _start_dashboard(out: Path, port: int) -> str:
+    from server.cli.dashboard import start_in_thread
+
+    url = start_in_thread(out, "127.0.0.1", port)
+    typer.echo(f"dashboard: {url}", err=True)
+    return url
+
+
+def _keep_serving(url: str) -> None:
+    import threading
+
+    typer.echo(f"the run is done; dashboard still on {url} (Ctrl+C to stop)", err=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
 
 
 def _gpus(asked: float | None, hospitals: int) -> float:
