@@ -258,6 +258,19 @@ class RunConfig:
             max_grad_norm=self.max_grad_norm or recipe.max_grad_norm,
         )
 
+    def for_unit(self, unit: str) -> RunConfig:
+        """This config with its unset keys taken from the recipe's variant for
+        ``unit`` (``example``: the recipe's ``example`` keys), when every
+        hospital protects that unit, as in ``fedcare simulate``; then resolve.
+        Keys the operator set are kept."""
+        keys = recipe_of(self.task).example if unit == "example" else {}
+        unset = {
+            name: value
+            for name, value in ((k.replace("-", "_"), v) for k, v in keys.items())
+            if not getattr(self, name)
+        }
+        return replace(self, **unset).resolved()
+
     def training_keys(self) -> dict[str, Any]:
         """The resolved keys that decide how hospitals train (compared on resume)."""
         run = self.resolved()

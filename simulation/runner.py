@@ -168,7 +168,7 @@ def check_resume(opts: SimulationOptions) -> None:
 
     if not opts.out.is_dir():
         return
-    check_resumable(opts.run, opts.out)
+    check_resumable(opts.run.for_unit(opts.privacy_unit), opts.out)
     try:
         nodes = json.loads((opts.out / "hospitals.json").read_text())
     except (OSError, ValueError):
@@ -217,7 +217,7 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
     """Run everything; returns the summary (also written to ``summary.json``)."""
     from simulation.engine import run_simulated
 
-    opts = replace(opts, run=opts.run.resolved())
+    opts = replace(opts, run=opts.run.for_unit(opts.privacy_unit))
     if opts.run.dp and opts.run.run_epsilon > opts.epsilon:
         # Refused before anything is written or trained: every hospital would
         # decline every round, and the "federated" model would be untrained.

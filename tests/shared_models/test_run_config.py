@@ -258,3 +258,29 @@ def test_resume_refuses_a_damaged_run_json(
     with pytest.raises(ConfigError, match=message) as err:
         read_run_json(tmp_path)
     assert "run.json" in str(err.value)
+
+
+def test_example_level_takes_the_recipes_example_keys_unless_set() -> None:
+    example = recipe_of("ecg-arrhythmia").example
+    run = RunConfig(task="ecg-arrhythmia").for_unit("example")
+    assert (run.strategy, run.local_optimizer) == (
+        example["strategy"],
+        example["local-optimizer"],
+    )
+    assert (run.learning_rate, run.sample_rate) == (
+        example["learning-rate"],
+        example["sample-rate"],
+    )
+    assert run.num_server_rounds == example["num-server-rounds"]
+    assert run.for_unit("example") == run  # idempotent
+    # patient level, or keys the operator set, keep the recipe's / their own
+    assert RunConfig(task="ecg-arrhythmia").for_unit("patient") == (
+        RunConfig(task="ecg-arrhythmia").resolved()
+    )
+    mine = RunConfig(task="ecg-arrhythmia", strategy="fedadam", learning_rate=0.5)
+    chosen = mine.for_unit("example")
+    assert (chosen.strategy, chosen.learning_rate) == ("fedadam", 0.5)
+    assert chosen.local_optimizer == "adam" and chosen.sample_rate == 0.05
+    # a task without an example variant is unchanged
+    icu = RunConfig(task="icu-los")
+    assert icu.for_unit("example") == icu.resolved()
