@@ -245,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", type=Path, default=None, help="Regenerate this table file"
     )
     parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="Regenerate this file's headline table (ecg-arrhythmia; README.md)",
+    )
+    parser.add_argument(
         "--from",
         dest="source",
         type=Path,
@@ -275,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
 
         write_markdown(report, args.markdown)
         print(f"wrote {args.markdown}")
+    if args.readme is not None:
+        from benchmarks.utility_tables import write_readme
+
+        write_readme(report, args.readme)
+        print(f"wrote {args.readme}")
     return 0
 
 
@@ -297,6 +308,7 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         rows=list(rows.values()),
         hospital_checks=list(checks.values()),
         total_s=sum(r["total_s"] for r in reports),
+        dates=sorted({r["date"][:10] for r in reports}),
         command="; ".join(r["command"] for r in reports),
     )
     return merged
