@@ -71,6 +71,29 @@ def test_markdown_block_is_replaced_not_duplicated(tmp_path: Path) -> None:
     assert "0.850 ± 0.071 | 0.850 |" in text  # mean ± sd, ratio to centralized
 
 
+def test_readme_headline_puts_the_arms_of_a_guarantee_on_one_line(
+    tmp_path: Path,
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# fedcare\n\nintro\n")
+    report = _report()
+    report["hospital_checks"] = [
+        {"setting": "ecg-arrhythmia patient eps8", "metric": "auroc",
+         "worse_federated_than_local": [[{"hospital": "h2"}], []]}  # fmt: skip
+    ]
+    utility_tables.write_readme(report, readme)
+    utility_tables.write_readme(report, readme)
+    text = readme.read_text()
+    assert text.count(utility_tables.HEADLINE_BEGIN) == 1 and "intro" in text
+    # federated, best round not run, its ratio blank, local-only (one seed:
+    # no spread), single hospital not run, centralized, 1 of 2 x 5 pairs worse
+    assert (
+        "| patient-level, ε = 8 | 0.850 ± 0.071 | not run |  | 0.700 | not run | "
+        "1.000 ± 0.000 | 1 of 10 |" in text
+    )
+    assert "none (not private)" not in text  # centralized is a column, not a line
+
+
 def test_a_hospital_worse_federated_than_alone_is_listed() -> None:
     seeds = [
         {
