@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench bench-quick clean
+.PHONY: setup run test lint bench bench-quick bench-full clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,17 @@ test: $(STAMP)
 	sh deploy/system-deps.sh
 	$(BIN)/python -m pytest -q --durations=25
 
-# The utility benchmark (docs/benchmarks.md): JSON in benchmarks/results/.
+# Every benchmark (benchmarks/run_all.py): JSON in benchmarks/results/, then the
+# tables of docs/benchmarks.md and the README regenerated. bench-quick: CI's
+# smoke size, into runs/bench-quick/; bench-full: every task, 50 hospitals, scale.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/utility.py --markdown docs/benchmarks.md
+	$(BIN)/python benchmarks/run_all.py
 
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/utility.py --quick
+	$(BIN)/python benchmarks/run_all.py --quick
+
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --full
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

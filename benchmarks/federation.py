@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.federation_tables import summarise, write_markdown  # noqa: E402
+from benchmarks.federation_tables import merge, summarise, write_markdown  # noqa: E402
 
 SCHEMA = "fedcare.benchmarks.federation/1"
 
@@ -237,7 +237,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="CI smoke: 3 hospitals")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None, help="rewrite its section")
-    p.add_argument("--from", dest="source", type=Path, help="render a saved JSON")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        nargs="+",
+        help="render saved JSON files (rows merged, a later file's row wins)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.hospitals, args.scale_search, args.scale = [3], 0, 0.05
@@ -252,8 +258,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.source is not None:
-        result = json.loads(args.source.read_text())
-        result["summary"] = summarise(result)  # derived: always this code's
+        result = merge([json.loads(path.read_text()) for path in args.source])
     elif args.scale_only:
         result = json.loads(args.out.read_text())
         with tempfile.TemporaryDirectory(prefix="fedcare-federation-") as tmp:

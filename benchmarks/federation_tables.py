@@ -29,6 +29,7 @@ def row_summary(row: dict[str, Any]) -> dict[str, Any]:
     """One federation: its steady rounds (round 1 starts the Ray workers)."""
     out = {k: row[k] for k in ("hospitals", "secagg", "status")}
     out["loadavg_before"] = row["loadavg_before"]
+    out["measured"] = row.get("measured")
     out.update(row.get("memory", {}))
     if row["status"] != "ok":
         return {**out, "error": row.get("error", "")}
@@ -142,8 +143,8 @@ def table(summary: dict[str, Any]) -> str:
         "| hospitals | SecAgg+ | status | cold round 1 s | steady round s | "
         "slowest training s | overhead | overhead vs ideal on the slots | "
         "fit / pool / evaluate s | SecAgg+ / plain | peak tree PSS MB | "
-        "PSS / hospital MB | load avg |",
-        "|--:|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+        "PSS / hospital MB | load avg | measured |",
+        "|--:|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|",
     ]
     for r in summary["rows"] + summary["scale_search"]:
         ratio = summary["secagg_ratio"].get(str(r["hospitals"]))
@@ -162,7 +163,8 @@ def table(summary: dict[str, Any]) -> str:
             f"{_f(r.get('train_max_s'))} | {_f(r.get('overhead'), '.0%')} | "
             f"{_f(r.get('overhead_vs_ideal'), '.0%')} | {shown if phases else '-'} | "
             f"{_f(ratio)} | {_f(r.get('peak_tree_pss_mb'), '.0f')} | "
-            f"{_f(r.get('pss_per_hospital_mb'), '.0f')} | {load:.1f} |"
+            f"{_f(r.get('pss_per_hospital_mb'), '.0f')} | {load:.1f} | "
+            f"{r.get('measured') or '-'} |"
         )  # fmt: skip
     return "\n".join(lines)
 
@@ -265,6 +267,34 @@ def block(result: dict[str, Any]) -> str:
             END,
         ]
     )
+
+
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs as one table: a later run's row (same hospitals, SecAgg+
+    and DP) replaces an earlier one's; the scale search is the latest run's
+    that has one. Every row keeps the date it was measured."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    search: list[dict[str, Any]] = []
+    for result in results:
+        day = result["created"][:10]
+        for row in result["rows"]:
+            rows[(row["hospitals"], row["secagg"], row["dp"])] = {
+                **row,
+                "measured": day,
+            }
+        if result.get("scale_search"):
+            search = [{**r, "measured": day} for r in result["scale_search"]]
+    merged = dict(results[-1])
+    merged.update(
+        rows=sorted(rows.values(), key=lambda r: (r["hospitals"], r["secagg"])),
+        scale_search=search,
+        command="; ".join(r["command"] for r in results),
+        scale_search_commands=[
+            c for r in results for c in r.get("scale_search_commands", [])
+        ],
+    )
+    merged["summary"] = summarise(merged)
+    return merged
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> None:
