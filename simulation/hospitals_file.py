@@ -26,7 +26,7 @@ def node_config(
     return {
         "hospital-id": data.name,
         "data-path": str(data.resolve()),
-        "ledger-path": str(ledger.resolve()),
+        "ledger-path": str(ledger.absolute()),
         "epsilon": epsilon,
         "delta": delta,
     }
