@@ -216,6 +216,7 @@ def check_budgets(opts: SimulationOptions, dirs: list[Path]) -> None:
 def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
     """Run everything; returns the summary (also written to ``summary.json``)."""
     from simulation.engine import run_simulated
+    from simulation.hospitals_file import node_config
 
     opts = replace(opts, run=opts.run.for_unit(opts.privacy_unit))
     if opts.run.dp and opts.run.run_epsilon > opts.epsilon:
@@ -236,11 +237,7 @@ def simulate(opts: SimulationOptions, progress: Any = None) -> dict[str, Any]:
         check_budgets(opts, dirs)
     nodes = [
         {
-            "hospital-id": d.name,
-            "data-path": str(d.resolve()),
-            "ledger-path": str(ledger_path(opts, d)),
-            "epsilon": opts.epsilon,
-            "delta": opts.delta,
+            **node_config(d, ledger_path(opts, d), opts.epsilon, opts.delta),
             # The hospitals' own policies: in a simulation the researcher speaks
             # for every hospital, so the command's flags set them.
             "require-dp": opts.run.dp,

@@ -55,6 +55,7 @@ PATH_KINDS = {
     "tls_key": "in_file",
     "token_file": "in_file",
     "train ledger": "out_file",  # created by the first private run
+    "cohort hospitals_file": "out_file",
     "budget ledger": "ledger",
     "audit verify log": "audit_log",
     "audit verify heads": "in_file",
@@ -108,7 +109,13 @@ BASELINES: dict[str, dict[str, object]] = {
     "dashboard": {"run_dir": "{run_dir}", "port": "{free_port}"},
     "ledger verify": {"ledger": "{ledger}"},
     "calibrate": {"model": "{model}", "data": "{hospital}", "out": "{new}"},
-    "cohort": {"out": "{new}", "hospitals": "2", "scale": "0.05", "kinds": "signals"},
+    "cohort": {
+        "out": "{new}",
+        "hospitals": "2",
+        "scale": "0.05",
+        "kinds": "signals",
+        "hospitals_file": "{new}/hospitals.json",  # so --ledger-dir is checked
+    },
     "evaluate": {"model": "{model}", "data": "{hospital}"},
     "privacy-audit": {
         "task": "icu-deterioration",

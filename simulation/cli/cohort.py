@@ -85,6 +85,32 @@ _LABEL_SKEW = typer.Option(
 )
 
 
+_HOSPITALS_FILE = typer.Option(
+    None,
+    "--hospitals-file",
+    metavar="FILE",
+    help=(
+        "Also write FILE: the JSON list of the hospitals' node configs "
+        "(hospital-id, data-path, ledger-path, epsilon, delta), for the run "
+        "config key hospitals-file of `flwr run` (default: not written)."
+    ),
+)
+_LEDGER_DIR = typer.Option(
+    None,
+    "--ledger-dir",
+    help=(
+        "With --hospitals-file: where the hospitals' ledgers go, "
+        "<hospital>.jsonl (default: ledgers/ beside FILE)."
+    ),
+)
+_EPSILON = typer.Option(
+    8.0, "--epsilon", help="With --hospitals-file: each hospital's total budget."
+)
+_DELTA = typer.Option(
+    1e-5, "--delta", help="With --hospitals-file: each hospital's delta."
+)
+
+
 def command(
     hospitals: int = _HOSPITALS,
     out: Path = _OUT,
@@ -93,13 +119,24 @@ def command(
     overwrite: bool = _OVERWRITE,
     kinds: str = _KINDS,
     label_skew: float | None = _LABEL_SKEW,
+    hospitals_file: Path | None = _HOSPITALS_FILE,
+    ledger_dir: Path | None = _LEDGER_DIR,
+    epsilon: float = _EPSILON,
+    delta: float = _DELTA,
 ) -> None:
     """Write synthetic hospitals: WFDB ECG, anomaly CSVs and ICU vitals."""
     from simulation.cohorts import read_summary, write_cohort
+    from simulation.hospitals_file import check_hospitals_file, write_hospitals_file
 
     with user_errors():
         chosen = _parse_kinds(kinds)
         check_output_dir(out)
+        ledgers = ledger_dir
+        if hospitals_file is not None:
+            ledgers = ledger_dir or hospitals_file.parent / "ledgers"
+            check_hospitals_file(hospitals_file, ledgers, epsilon, delta)
+        elif ledger_dir is not None:
+            raise ConfigError("--ledger-dir is for --hospitals-file; add it")
         start = time.perf_counter()
         paths = write_cohort(
             out,
@@ -116,3 +153,6 @@ def command(
             f"wrote {len(paths)} hospitals to {out} in "
             f"{time.perf_counter() - start:.1f} s"
         )
+        if hospitals_file is not None and ledgers is not None:
+            write_hospitals_file(hospitals_file, paths, ledgers, epsilon, delta)
+            typer.echo(f"wrote {hospitals_file} (ledgers in {ledgers})")

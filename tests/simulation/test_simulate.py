@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from simulation.cli import simulate as simulate_cli
+from simulation.engine import RUN_SIMULATION_DEPRECATED
 from simulation.report import write_report
 
 
@@ -86,7 +88,7 @@ def test_existing_out_is_refused_without_overwrite(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_simulate_writes_run_folder_and_three_way_table(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, capfd, caplog
 ) -> None:
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
     out = tmp_path / "run"
@@ -108,6 +110,12 @@ def test_simulate_writes_run_folder_and_three_way_table(
     ]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
+    # Flower's run_simulation notice, dropped (simulation.engine), wherever
+    # it would show: Flower's handler (stderr), the CLI's, the log records
+    streams = capfd.readouterr()
+    shown = result.output + streams.out + streams.err + caplog.text
+    assert RUN_SIMULATION_DEPRECATED not in shown
+    assert logging.getLogger("flwr").filters == []  # only during the run
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds"] == 1 and summary["primary_metric"] == "f1"
     assert set(summary["hospitals"]) == {"hospital_01", "hospital_02", "hospital_03"}
