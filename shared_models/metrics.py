@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -33,6 +32,8 @@ def counts_metrics(tp: float, fp: float, fn: float, tn: float) -> dict[str, Any]
 
 
 def _ranked(y_true: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
+    from sklearn import metrics as skm  # not at the top: pooled.py needs no sklearn
+
     if len(np.unique(y_true)) < 2:
         return {"auroc": None, "auprc": None}
     return {
@@ -67,6 +68,8 @@ def multiclass_metrics(
 ) -> dict[str, object]:
     """Accuracy, macro F1 and one-vs-rest macro AUROC over the classes present,
     and each class's recall (``None`` for a class with no example)."""
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(proba).argmax(axis=1)
     labels = list(range(len(class_names)))
@@ -112,6 +115,8 @@ def regression_metrics(
 
 def best_f1_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
     """The score cut with the highest F1 (0.5 when only one class is present)."""
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true).astype(int)
     if len(np.unique(y_true)) < 2:
         return 0.5
