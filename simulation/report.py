@@ -101,22 +101,28 @@ def table(
 def arm_privacy(summary: dict[str, Any]) -> dict[str, str]:
     """Each arm's privacy in a few words (the column headers say it)."""
     p = summary.get("privacy") or {}
-    if not p.get("dp"):
-        dp = "no DP"
-    else:
-        dp = f"DP, epsilon {p.get('run_epsilon'):g} per {p.get('privacy_unit')}"
-    secagg = ", SecAgg+" if p.get("secagg") else ", no SecAgg+"
+    spend = f"epsilon {_g(p.get('run_epsilon'))} per {p.get('privacy_unit')}"
+    secagg = "SecAgg+" if p.get("secagg") else "no SecAgg+"
     return {
-        "federated": dp + secagg,
-        "local_only": dp.replace("DP,", "DP alone,") if p.get("dp") else "no DP",
+        "federated": f"DP, {spend}, {secagg}" if p.get("dp") else f"no DP, {secagg}",
+        "local_only": f"DP alone, {spend}" if p.get("dp") else "no DP",
         "centralized": "no DP, all data in one place",
     }
+
+
+def _g(value: Any) -> str:
+    return "n/a" if value is None else f"{value:g}"
 
 
 def guarantee(summary: dict[str, Any]) -> str:
     """The guarantee in one paragraph: what is protected, epsilon, delta,
     SecAgg+ (repeated beside every metric table)."""
-    p = summary.get("privacy") or {}
+    p = summary.get("privacy")
+    if not p:
+        return (
+            "<p class=guarantee><b>Privacy guarantee:</b> not recorded in this "
+            "run's summary.json.</p>"
+        )
     secagg = (
         "SecAgg+ on: the aggregator sees only the sum of the hospitals' updates"
         if p.get("secagg")
@@ -137,8 +143,8 @@ def guarantee(summary: dict[str, Any]) -> str:
     words = f" ({meaning})" if meaning and meaning not in text else ""
     return (
         f"<p class=guarantee><b>Privacy guarantee:</b> {_e(text)}. Unit: "
-        f"{_e(unit)}{_e(words)}; epsilon {p.get('run_epsilon'):g} for this run, "
-        f"delta {p.get('delta'):g}. Epsilon spent (every run in its ledger) of "
+        f"{_e(unit)}{_e(words)}; epsilon {_g(p.get('run_epsilon'))} for this run, "
+        f"delta {_g(p.get('delta'))}. Epsilon spent (every run in its ledger) of "
         f"budget: {_e(spent)}. {secagg}. The centralized arm has no guarantee.</p>"
     )
 

@@ -208,3 +208,14 @@ def test_formats() -> None:
         ("federated training and evaluation", "1 h 2 min"),
         ("total", "1 h 2 min"),
     ]
+
+
+def test_a_run_without_dp_says_so_beside_its_tables(tmp_path: Path) -> None:
+    summary = _write_run(tmp_path / "run")
+    summary["privacy"] = {"privacy_unit": "none", "dp": False, "secagg": False,
+                          "run_epsilon": None, "delta": 1e-5}  # fmt: skip
+    page = write_report(tmp_path / "run", summary).read_text()
+    promise = "<b>Privacy guarantee:</b> none. This run trained without differential"
+    assert page.count(promise) == 2
+    assert "SecAgg+ off: the aggregator sees each hospital's update" in page
+    assert "federated (no DP, no SecAgg+)" in page and "DP alone" not in page

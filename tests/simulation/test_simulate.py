@@ -138,3 +138,9 @@ def test_simulate_writes_run_folder_and_three_way_table(
     )
     assert "patient" in cost["text"] and "centralized without DP" in cost["text"]
     assert summary["best_round"] == 1
+    # the report of a real run: the guarantee beside both metric tables, the
+    # run's phases in words, every figure inlined (test_report.py: the rest)
+    page = (out / "report.html").read_text()
+    assert page.count("<b>Privacy guarantee:</b>") == 2
+    assert "federated training and evaluation" in page and "federation_s" not in page
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5
