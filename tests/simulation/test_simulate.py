@@ -86,7 +86,7 @@ def test_existing_out_is_refused_without_overwrite(tmp_path: Path) -> None:
     assert "--overwrite" in result.output
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 281 s measured at load 15-21 on the shared 2-core machine
 def test_simulate_writes_run_folder_and_three_way_table(
     tmp_path: Path, monkeypatch
 ) -> None:
