@@ -1,16 +1,39 @@
 """Metrics of the four model tasks, shared by hospitals and the aggregator.
 
-A metric that is undefined on the data (AUROC with one class present) is
-``None``, never a made-up number.
+A metric that the data cannot support is ``None``, never a made-up number
+(the report and the CLI print it as "n/a"): AUROC and AUPRC need both
+classes; F1 and recall need a positive; precision needs a flagged example;
+accuracy, MAE and RMSE need an example. ``ratio`` is the one rule.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from sklearn import metrics as skm
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``, or ``None`` when nothing supports it."""
+    return float(numerator / denominator) if denominator else None
+
+
+def counts_metrics(tp: float, fp: float, fn: float, tn: float) -> dict[str, Any]:
+    """F1, precision, recall and accuracy of a confusion matrix (``None`` where
+    undefined: F1 and recall without positives, precision without a flagged
+    example, accuracy without examples)."""
+    positives = tp + fn
+    return {
+        "f1": ratio(2 * tp, 2 * tp + fp + fn) if positives else None,
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, positives),
+        "accuracy": ratio(tp + tn, tp + fp + fn + tn),
+    }
 
 
 def _ranked(y_true: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
+    from sklearn import metrics as skm  # not at the top: pooled.py needs no sklearn
+
     if len(np.unique(y_true)) < 2:
         return {"auroc": None, "auprc": None}
     return {
@@ -19,16 +42,12 @@ def _ranked(y_true: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def _at_threshold(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    p, r, f1, _ = skm.precision_recall_fscore_support(
-        y_true, y_pred, average="binary", zero_division=0
-    )
-    return {
-        "f1": float(f1),
-        "precision": float(p),
-        "recall": float(r),
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-    }
+def _at_threshold(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    t, p = y_true.astype(bool), y_pred.astype(bool)
+    return counts_metrics(
+        float((t & p).sum()), float((~t & p).sum()),
+        float((t & ~p).sum()), float((~t & ~p).sum()),
+    )  # fmt: skip
 
 
 def binary_metrics(
@@ -47,13 +66,13 @@ def binary_metrics(
 def multiclass_metrics(
     y_true: np.ndarray, proba: np.ndarray, class_names: list[str]
 ) -> dict[str, object]:
-    """Accuracy, macro F1, one-vs-rest macro AUROC over present classes, recalls."""
+    """Accuracy, macro F1 and one-vs-rest macro AUROC over the classes present,
+    and each class's recall (``None`` for a class with no example)."""
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(proba).argmax(axis=1)
     labels = list(range(len(class_names)))
-    recall = skm.recall_score(
-        y_true, y_pred, labels=labels, average=None, zero_division=0
-    )
     present = [k for k in labels if (y_true == k).any()]
     aurocs = [
         skm.roc_auc_score(y_true == k, proba[:, k])
@@ -62,32 +81,42 @@ def multiclass_metrics(
     ]
     return {
         "n": int(len(y_true)),
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "accuracy": ratio(float((y_true == y_pred).sum()), len(y_true)),
         "macro_f1": float(
             skm.f1_score(
                 y_true, y_pred, labels=present, average="macro", zero_division=0
             )
-        ),
+        )
+        if present
+        else None,
         "macro_auroc": float(np.mean(aurocs)) if aurocs else None,
-        "recall_per_class": {class_names[k]: float(recall[k]) for k in labels},
+        "recall_per_class": {
+            class_names[k]: ratio(
+                float(((y_true == k) & (y_pred == k)).sum()), (y_true == k).sum()
+            )
+            for k in labels
+        },
         "support_per_class": {class_names[k]: int((y_true == k).sum()) for k in labels},
     }
 
 
 def regression_metrics(
     y_true_days: np.ndarray, pred_days: np.ndarray
-) -> dict[str, float]:
-    """MAE and RMSE in days."""
+) -> dict[str, float | int | None]:
+    """MAE and RMSE in days (``None`` without an example)."""
     err = np.asarray(pred_days, dtype=float) - np.asarray(y_true_days, dtype=float)
+    n = int(len(err))
     return {
-        "n": int(len(err)),
-        "mae_days": float(np.abs(err).mean()),
-        "rmse_days": float(np.sqrt((err**2).mean())),
+        "n": n,
+        "mae_days": ratio(float(np.abs(err).sum()), n),
+        "rmse_days": float(np.sqrt((err**2).mean())) if n else None,
     }
 
 
 def best_f1_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
     """The score cut with the highest F1 (0.5 when only one class is present)."""
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true).astype(int)
     if len(np.unique(y_true)) < 2:
         return 0.5
@@ -114,7 +143,7 @@ def anomaly_metrics(
     out: dict[str, float | int | None] = {
         "n": int(len(scores)),
         "threshold": float(threshold),
-        "flagged_fraction": float((scores >= threshold).mean()) if len(scores) else 0.0,
+        "flagged_fraction": ratio(float((scores >= threshold).sum()), len(scores)),
         "mean_score": float(scores.mean()) if len(scores) else None,
     }
     if y_true is not None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from shared_models.metrics import counts_metrics
+
 N_BINS = 400
 LOG_RANGE = (-6.0, 4.0)
 
@@ -64,7 +66,7 @@ def auroc(hist: np.ndarray) -> float | None:
 def auprc(hist: np.ndarray) -> float | None:
     """Average precision, thresholds at bin edges from the top down."""
     neg, pos = hist[0][::-1].astype(float), hist[1][::-1].astype(float)
-    if pos.sum() == 0:
+    if pos.sum() == 0 or neg.sum() == 0:  # without negatives it is 1 for any model
         return None
     tp, fp = np.cumsum(pos), np.cumsum(neg)
     precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 1.0)
@@ -73,25 +75,21 @@ def auprc(hist: np.ndarray) -> float | None:
     return float((steps * precision).sum())
 
 
-def at_edge(hist: np.ndarray, edge: int) -> dict[str, float | int]:
-    """Metrics when scores in bins ``>= edge`` are called positive."""
+def at_edge(hist: np.ndarray, edge: int) -> dict[str, float | None]:
+    """Metrics when scores in bins ``>= edge`` are called positive (``None``
+    where the histogram cannot support one: ``metrics.counts_metrics``)."""
     neg, pos = hist[0].astype(float), hist[1].astype(float)
-    tp, fp = pos[edge:].sum(), neg[edge:].sum()
-    fn, tn = pos[:edge].sum(), neg[:edge].sum()
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    total = tp + fp + fn + tn
-    return {
-        "f1": float(f1),
-        "precision": float(precision),
-        "recall": float(recall),
-        "accuracy": float((tp + tn) / total) if total else 0.0,
-    }
+    return counts_metrics(
+        tp=pos[edge:].sum(), fp=neg[edge:].sum(), fn=pos[:edge].sum(),
+        tn=neg[:edge].sum(),
+    )  # fmt: skip
 
 
 def best_f1_edge(hist: np.ndarray) -> int:
-    """The bin edge with the best F1 (ties: the lowest edge)."""
+    """The bin edge with the best F1 (ties: the lowest edge; the middle edge
+    when there is no positive, so no F1)."""
+    if hist[1].sum() == 0:
+        return N_BINS // 2
     scores = [at_edge(hist, e)["f1"] for e in range(1, N_BINS)]
     return 1 + int(np.argmax(scores)) if scores else N_BINS // 2
 

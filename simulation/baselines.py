@@ -33,6 +33,7 @@ from client.tasks import Arrays, get_task
 from client.training import PrivateRun, TrainConfig, predict, train
 from server import evaluation
 from shared_models import create_model, pooled
+from shared_models.metrics import counts_metrics
 from shared_models.recipe import recipe_of
 from shared_models.run_config import RunConfig
 
@@ -253,16 +254,13 @@ def pool_own(task_name: str, local: dict[str, dict[str, Any]]) -> dict[str, Any]
         tp += hist[1][edge:].sum()
         fp += hist[0][edge:].sum()
         fn += hist[1][:edge].sum()
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
     return {
         "n": int(total.sum()),
         "positives": int(total[1].sum()),
         "auroc": pooled.auroc(total),
         "auprc": pooled.auprc(total),
-        "f1": 2 * precision * recall / (precision + recall)
-        if precision + recall
-        else 0.0,
+        # None without a positive (shared_models.metrics.counts_metrics)
+        "f1": counts_metrics(float(tp), float(fp), float(fn), 0.0)["f1"],
     }
 
 

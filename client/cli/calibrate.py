@@ -67,9 +67,10 @@ def _print(payload: dict[str, Any]) -> None:
             typer.echo(f"  {name}: no threshold ({part['threshold_source']})")
             continue
         shown = ", ".join(
-            f"{k} {v:.3f}"
+            f"{k} {'n/a' if v is None else f'{v:.3f}'}"
             for k, v in part["test"].items()
-            if k in ("f1", "precision", "recall", "auroc") and isinstance(v, float)
+            if k in ("f1", "precision", "recall", "auroc")
+            and (v is None or isinstance(v, float))
         )
         typer.echo(
             f"  {name}: threshold {part['threshold']:.4g} ({part['threshold_source']})"

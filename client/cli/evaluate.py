@@ -49,5 +49,11 @@ def _print(payload: dict[str, Any]) -> None:
                 "on its own validation patients)"
             )
     for key, value in payload["metrics"].items():
-        shown = f"{value:.4f}" if isinstance(value, float) else value
+        shown = (
+            "n/a"  # the split cannot support it (shared_models.metrics)
+            if value is None
+            else f"{value:.4f}"
+            if isinstance(value, float)
+            else value
+        )
         typer.echo(f"  {key}: {shown}")

@@ -192,7 +192,7 @@ def _print(payload: dict[str, Any]) -> None:
     for key, value in payload["metrics"].items():
         if isinstance(value, float):
             value = f"{value:.4f}"
-        table.add_row(key, str(value))
+        table.add_row(key, "n/a" if value is None else str(value))
     console = Console()
     console.print(table)
     privacy = payload["privacy"]

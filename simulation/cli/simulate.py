@@ -317,15 +317,15 @@ def _print(summary: dict[str, Any], out: Path) -> None:
             )
     if summary.get("cost"):
         console.print(summary["cost"]["text"], markup=False)
-    console.print(f"timings (s): {summary['timings']}")
+    from simulation.report import phase_times
+
+    times = phase_times(summary["timings"])
+    console.print("wall time: " + "; ".join(f"{p} {t}" for p, t in times), markup=False)
     console.print(f"report: {out / 'report.html'}  summary: {out / 'summary.json'}")
 
 
 def _fmt(value: Any) -> str:
-    return (
-        "n/a"
-        if value is None
-        else f"{value:.3f}"
-        if isinstance(value, float)
-        else str(value)
-    )
+    """3 decimals, or "n/a" for a metric the split cannot support (``None``)."""
+    from simulation.report import fmt
+
+    return fmt(value)
