@@ -192,11 +192,14 @@ def measure_one(fmt: str, op: str, path: Path) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    loads = ", ".join(
+        f"{m['loadavg_at_start'][0]:.1f}/{m['loadavg_at_end'][0]:.1f}"
+        for m in [r["machine"] for r in result.get("runs", [result])]
+    )
     lines = [
         BEGIN,
         f"Reader memory ({result['created'][:10]}, `{result['command']}`; "
-        f"load {result['machine']['loadavg_at_start'][0]:.1f} at start, "
-        f"{result['machine']['loadavg_at_end'][0]:.1f} at end, shared machine). "
+        f"1-minute load at start/end of each run {loads}, 2 cores shared). "
         "Peak RSS increase of a fresh process over its RSS before the call, "
         "divided by the file size; target <= ~3x. Arrays returned: the bytes "
         "of what the loader returns (what training keeps), and their ratio.",
@@ -230,20 +233,33 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines + [END])
 
 
+def _write_json(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mb", type=float, default=200.0, help="file size (MB)")
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     p.add_argument("--out", type=Path, default=None, help="result JSON")
     p.add_argument("--markdown", type=Path, default=None, help="rewrite its table")
-    p.add_argument("--from", dest="source", type=Path, help="render a saved JSON")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        nargs="+",
+        help="saved JSONs (runs of some --formats each): merge them into --out",
+    )
     p.add_argument(
         "--keep", type=Path, default=None, help="generate into (or reuse) this folder"
     )
     args = p.parse_args(argv)
     if args.mb <= 0:
         p.error("--mb must be positive")
-    if args.out is None and args.source is None:
+    if args.out is None:
         day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         args.out = Path(f"benchmarks/results/reader-memory-{day}.json")
     return args
@@ -252,7 +268,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.source is not None:
-        result = json.loads(args.source.read_text())
+        runs = [json.loads(p.read_text()) for p in args.source]
+        result = {**runs[0], "rows": [r for run in runs for r in run["rows"]]}
+        if len(runs) > 1:
+            result["runs"] = [{k: v for k, v in r.items() if k != "rows"} for r in runs]
+            result["command"] = " ; ".join(r["command"] for r in runs)
+            _write_json(args.out, result)
     else:
         load_start = list(os.getloadavg())
         with tempfile.TemporaryDirectory(prefix="fedcare-reader-memory-") as tmp:
@@ -278,10 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "rows": rows,
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = args.out.with_suffix(".json.tmp")
-        tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-        tmp_out.replace(args.out)
+        _write_json(args.out, result)
     if args.markdown is not None:
         replace_block(args.markdown, BEGIN, END, markdown(result))
     print(json.dumps(result["rows"], indent=2))

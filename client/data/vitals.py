@@ -216,9 +216,7 @@ class _Rows:
         values = [p[2] for p in self.parts]
         self.parts = []
         in_window = hour < hours
-        x, observed = _bin(
-            np.concatenate(values), code, hour, in_window, len(stays), hours
-        )
+        x, observed = _bin(values, code, hour, in_window, len(stays), hours)
         patient = np.array([self.patient[c] for c in range(len(stays))], dtype=str)
         labels = {}
         for col in self.label_cols:
@@ -301,7 +299,7 @@ def _check_ids(
 
 
 def _bin(
-    values: np.ndarray,
+    values: list[np.ndarray],
     code: np.ndarray,
     hour: np.ndarray,
     in_window: np.ndarray,
@@ -309,15 +307,18 @@ def _bin(
     hours: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean per (stay, hour) bin of the rows ``in_window``, then forward fill;
-    also the observed-bin mask. Summed in slices (no copy of all rows)."""
-    n_feat = values.shape[1]
+    also the observed-bin mask. Summed chunk by chunk (``values`` are the
+    chunks' rows, in order; ``code``, ``hour`` and ``in_window`` all rows)."""
+    n_feat = values[0].shape[1]
     sums = np.zeros((n_stays, hours, n_feat))
     counts = np.zeros((n_stays, hours, n_feat))
-    step = 1 << 20
-    for i in range(0, len(values), step):
-        keep = in_window[i : i + step]
-        v = values[i : i + step][keep]
-        at = (code[i : i + step][keep], hour[i : i + step][keep])
+    start = 0
+    for part in values:
+        rows = slice(start, start + len(part))
+        start += len(part)
+        keep = in_window[rows]
+        v = part[keep]
+        at = (code[rows][keep], hour[rows][keep])
         seen = ~np.isnan(v)
         np.add.at(sums, at, np.where(seen, v, 0.0))
         np.add.at(counts, at, seen)
