@@ -216,7 +216,7 @@ class _Rows:
         values = [p[2] for p in self.parts]
         self.parts = []
         in_window = hour < hours
-        x, observed = _bin(values, code, hour, in_window, len(stays), hours)
+        x, missing = _bin(values, code, hour, in_window, len(stays), hours)
         patient = np.array([self.patient[c] for c in range(len(stays))], dtype=str)
         labels = {}
         for col in self.label_cols:
@@ -235,9 +235,7 @@ class _Rows:
             "patients": int(len(set(patient))),
             "stays": len(stays),
             "hours": hours,
-            "missingness": {
-                f: float(1 - observed[:, i].mean()) for i, f in enumerate(self.features)
-            },
+            "missingness": dict(zip(self.features, missing, strict=True)),
             "time_span_hours": [float(hour.min()), float(hour.max())],
         }
         return VitalsSet(
@@ -305,26 +303,38 @@ def _bin(
     in_window: np.ndarray,
     n_stays: int,
     hours: int,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, list[float]]:
     """Mean per (stay, hour) bin of the rows ``in_window``, then forward fill;
-    also the observed-bin mask. Summed chunk by chunk (``values`` are the
-    chunks' rows, in order; ``code``, ``hour`` and ``in_window`` all rows)."""
+    also the fraction of empty bins per feature. ``values`` are the chunks'
+    rows in order (consumed: freed once binned); ``code``, ``hour`` and
+    ``in_window`` cover all rows. One feature at a time, so that only the
+    float32 result is full size."""
     n_feat = values[0].shape[1]
-    sums = np.zeros((n_stays, hours, n_feat))
-    counts = np.zeros((n_stays, hours, n_feat))
-    start = 0
-    for part in values:
-        rows = slice(start, start + len(part))
-        start += len(part)
-        keep = in_window[rows]
-        v = part[keep]
-        at = (code[rows][keep], hour[rows][keep])
-        seen = ~np.isnan(v)
-        np.add.at(sums, at, np.where(seen, v, 0.0))
-        np.add.at(counts, at, seen)
-    observed = counts > 0
-    x = np.where(observed, sums / np.maximum(counts, 1), np.nan)
-    last = np.where(observed, np.arange(hours)[None, :, None], 0)
-    last = np.maximum.accumulate(last, axis=1)
-    filled = np.take_along_axis(x, last, axis=1)
-    return filled.astype(np.float32), observed.reshape(-1, n_feat)
+    x = np.empty((n_stays, hours, n_feat), dtype=np.float32)
+    missing = []
+    for k in range(n_feat):
+        sums = np.zeros((n_stays, hours))
+        counts = np.zeros((n_stays, hours), dtype=np.int32)
+        start = 0
+        for part in values:
+            rows = slice(start, start + len(part))
+            start += len(part)
+            keep = in_window[rows]
+            v = part[keep, k]
+            at = (code[rows][keep], hour[rows][keep])
+            seen = ~np.isnan(v)
+            np.add.at(sums, at, np.where(seen, v, 0.0))
+            np.add.at(counts, at, seen)
+        if k == n_feat - 1:
+            values.clear()
+        observed = counts > 0
+        np.maximum(counts, 1, out=counts)
+        mean = np.divide(sums, counts, out=sums)  # in place: one bin array less
+        mean[~observed] = np.nan
+        del counts
+        last = np.where(observed, np.arange(hours, dtype=np.int32)[None, :], 0)
+        np.maximum.accumulate(last, axis=1, out=last)
+        x[:, :, k] = np.take_along_axis(mean, last, axis=1)
+        del mean, last
+        missing.append(float(1 - observed.mean()))
+    return x, missing
