@@ -190,6 +190,14 @@ def iter_table(path: Path, **kwargs: Any) -> Iterator[tuple[int, pd.DataFrame]]:
         raise DataError(f"{path.name}: the table has no data rows")
 
 
+def repeated(value: str, n: int) -> np.ndarray:
+    """An object array of ``n`` references to one ``value`` (8 bytes a row;
+    ``np.full(n, value, dtype=object)`` makes a new str per row, ~70 bytes)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
 def shown(value: Any) -> str:
     """A cell as an error message shows it, whatever dtype its chunk got: a
     number as ``2`` or ``2.5`` (not ``np.int64(2)``), text quoted."""

@@ -15,6 +15,7 @@ from client.data._io import (
     FirstErrors,
     first_out_of_range,
     iter_table,
+    repeated,
     require_columns,
 )
 from client.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
@@ -70,7 +71,7 @@ def _load_wfdb(
         b, s, summary = load_record_beats(rec, lead, beat_length, window_s, extension)
         beats.append(b)
         symbols.append(s)
-        patients.append(np.full(len(s), rec.name, dtype=object))
+        patients.append(repeated(rec.name, len(s)))
         per_record[rec.name] = summary
     sym = np.concatenate(symbols)
     if len(sym) == 0:

@@ -18,6 +18,7 @@ from client.data._io import (
     numeric_chunk,
     numeric_column,
     read_table,
+    repeated,
     shown,
 )
 from client.data.types import SignalSet
@@ -72,10 +73,7 @@ def load_signals(path: str | Path) -> SignalSet:
             else None
         ),
         series=np.concatenate(
-            [
-                np.full(len(s.values), n, dtype=object)
-                for n, s in zip(names, series, strict=True)
-            ]
+            [repeated(n, len(s.values)) for n, s in zip(names, series, strict=True)]
         ),
         channels=series[0].channels,
         train_end=({n: end for n, end in train_end.items() if end is not None} or None),
