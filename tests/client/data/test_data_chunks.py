@@ -234,3 +234,12 @@ def test_vitals_hours_since_admission_then_dates(tmp_path: Path) -> None:
         lambda: load_vitals(_vitals(tmp_path, frame), hours=6)
     )
     assert message.startswith("vitals.csv row 2, column 'timestamp'")
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "ten"])
+def test_bad_chunk_rows_setting_is_refused(tmp_path: Path, raw: str) -> None:
+    path = _beats(tmp_path, [_beat()])
+    with chunk_rows(None):
+        os.environ[CHUNK_ROWS_ENV] = raw
+        with pytest.raises(DataError, match=rf"{CHUNK_ROWS_ENV}='{raw}'.*>= 1"):
+            load_beats(path)
