@@ -12,8 +12,10 @@ import pandas as pd
 
 from client.data._io import (
     MAX_ABS_VALUE,
+    FirstErrors,
     first_out_of_range,
-    read_table,
+    iter_table,
+    repeated,
     require_columns,
 )
 from client.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
@@ -69,7 +71,7 @@ def _load_wfdb(
         b, s, summary = load_record_beats(rec, lead, beat_length, window_s, extension)
         beats.append(b)
         symbols.append(s)
-        patients.append(np.full(len(s), rec.name, dtype=object))
+        patients.append(repeated(rec.name, len(s)))
         per_record[rec.name] = summary
     sym = np.concatenate(symbols)
     if len(sym) == 0:
@@ -122,32 +124,35 @@ def _csv_label(raw: Any, row: int, file: str) -> tuple[str, int]:
 
 
 def load_beats_csv(path: Path, *, beat_length: int = 90) -> BeatSet:
-    """Beats CSV: ``patient_id``, ``label``, then >= 8 sample columns (mV)."""
+    """Beats CSV: ``patient_id``, ``label``, then >= 8 sample columns (mV).
+
+    Streamed in chunks (:func:`iter_table`); the error is the one a whole-file
+    read reports first: samples (row by row), then patient ids, then labels.
+    """
     file = path.name
-    frame = read_table(path, dtype={"patient_id": str, "label": str})
-    require_columns(frame, ["patient_id", "label"], file)
-    sample_cols = [c for c in frame.columns if c not in ("patient_id", "label")]
-    if len(sample_cols) < MIN_CSV_SAMPLES:
-        raise DataError(
-            f"{file}: found {len(sample_cols)} sample column(s) after patient_id "
-            f"and label; expected at least {MIN_CSV_SAMPLES}"
-        )
-    samples = _sample_matrix(frame[sample_cols], file)
-    ids = frame["patient_id"]
-    empty = ids.isna() | (ids.astype(str).str.strip() == "")
-    if empty.any():
-        row = int(np.flatnonzero(empty.to_numpy())[0]) + 2
-        raise DataError(f"{file} row {row}, column 'patient_id': the id is empty")
-    labels = [_csv_label(v, i + 2, file) for i, v in enumerate(frame["label"])]
-    k = samples.shape[1]
-    positions = np.arange(beat_length) * k / beat_length
-    beats = np.stack([np.interp(positions, np.arange(k), row) for row in samples])
-    symbols = np.array([t for t, _ in labels], dtype=object)
+    errors = FirstErrors()
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    k = 0
+    for offset, chunk in iter_table(path):
+        if offset == 0:
+            require_columns(chunk, ["patient_id", "label"], file)
+            sample_cols = [c for c in chunk.columns if c not in ("patient_id", "label")]
+            if len(sample_cols) < MIN_CSV_SAMPLES:
+                raise DataError(
+                    f"{file}: found {len(sample_cols)} sample column(s) after "
+                    f"patient_id and label; expected at least {MIN_CSV_SAMPLES}"
+                )
+            k = len(sample_cols)
+            positions = np.arange(beat_length) * k / beat_length
+        part = _beats_chunk(chunk, sample_cols, positions, offset, file, errors)
+        if part is not None:
+            parts.append(part)
+    errors.raise_first()
     return BeatSet(
-        beats=beats.astype(np.float32),
-        aami=np.array([a for _, a in labels], dtype=np.int64),
-        symbols=symbols,
-        patient=ids.str.strip().to_numpy(dtype=object),
+        beats=np.concatenate([p[0] for p in parts]),
+        aami=np.concatenate([p[1] for p in parts]),
+        symbols=np.concatenate([p[2] for p in parts]),
+        patient=np.concatenate([p[3] for p in parts]),
         source={
             "format": "beats-csv",
             "path": str(path),
@@ -159,26 +164,73 @@ def load_beats_csv(path: Path, *, beat_length: int = 90) -> BeatSet:
     )
 
 
-def _sample_matrix(raw: pd.DataFrame, file: str) -> np.ndarray:
+def _beats_chunk(
+    chunk: pd.DataFrame,
+    sample_cols: list[str],
+    positions: np.ndarray,
+    offset: int,
+    file: str,
+    errors: FirstErrors,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """One chunk's (beats float32, aami, symbols, patients); None once a check
+    failed (the arrays are not needed then, only the first error)."""
+    samples = _sample_matrix(chunk[sample_cols], file, offset, errors)
+    ids = chunk["patient_id"]
+    empty = ids.isna() | (ids.astype(str).str.strip() == "")
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0]) + 2 + offset
+        errors.add((1,), f"{file} row {row}, column 'patient_id': the id is empty")
+    labels = []
+    for i, v in enumerate(chunk["label"]):
+        try:
+            labels.append(_csv_label(v, offset + i + 2, file))
+        except DataError as exc:
+            errors.add((2,), str(exc))
+            break
+    if samples is None or errors.has((1,)) or errors.has((2,)):
+        return None
+    k = samples.shape[1]
+    beats = np.empty((len(samples), len(positions)), dtype=np.float32)
+    for i, row in enumerate(samples):
+        beats[i] = np.interp(positions, np.arange(k), row)
+    return (
+        beats,
+        np.array([a for _, a in labels], dtype=np.int64),
+        np.array([t for t, _ in labels], dtype=object),
+        ids.str.strip().to_numpy(dtype=object),
+    )
+
+
+def _sample_matrix(
+    raw: pd.DataFrame, file: str, offset: int, errors: FirstErrors
+) -> np.ndarray | None:
+    """The chunk's samples as float64, or None after recording its first bad
+    cell (row-major, as a whole-file read finds it)."""
+    if errors.has((0,)):
+        return None
     values = raw.apply(pd.to_numeric, errors="coerce")
     bad = values.isna().to_numpy()
     if bad.any():
         r, c = (int(i[0]) for i in np.nonzero(bad))
         found = raw.iat[r, c]
         what = "an empty cell" if pd.isna(found) else repr(found)
-        raise DataError(
-            f"{file} row {r + 2}, column {raw.columns[c]!r}: expected a number "
-            f"(a sample in mV), found {what}"
+        errors.add(
+            (0,),
+            f"{file} row {r + 2 + offset}, column {raw.columns[c]!r}: expected a "
+            f"number (a sample in mV), found {what}",
         )
+        return None
     matrix = values.to_numpy(dtype=np.float64)
     pos = first_out_of_range(matrix)  # NaN was refused above
     if pos is not None:
         r, c = (int(i) for i in np.unravel_index(pos, matrix.shape))
-        raise DataError(
-            f"{file} row {r + 2}, column {raw.columns[c]!r}: found "
+        errors.add(
+            (0,),
+            f"{file} row {r + 2 + offset}, column {raw.columns[c]!r}: found "
             f"{float(matrix[r, c])!r}; expected a sample in mV, a finite number "
-            f"within [-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}]"
+            f"within [-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}]",
         )
+        return None
     return matrix
 
 

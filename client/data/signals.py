@@ -11,7 +11,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from client.data._io import first_out_of_range, numeric_column, read_table
+from client.data._clock import Clock
+from client.data._io import (
+    FirstErrors,
+    iter_table,
+    numeric_chunk,
+    numeric_column,
+    read_table,
+    repeated,
+    shown,
+)
 from client.data.types import SignalSet
 from shared_models.errors import DataError
 
@@ -64,10 +73,7 @@ def load_signals(path: str | Path) -> SignalSet:
             else None
         ),
         series=np.concatenate(
-            [
-                np.full(len(s.values), n, dtype=object)
-                for n, s in zip(names, series, strict=True)
-            ]
+            [repeated(n, len(s.values)) for n, s in zip(names, series, strict=True)]
         ),
         channels=series[0].channels,
         train_end=({n: end for n, end in train_end.items() if end is not None} or None),
@@ -113,21 +119,35 @@ def _load_file(path: Path) -> _Series:
         return _load_ucr(path, ucr)
     if _has_header(path, ","):
         return _load_header_csv(path)
-    frame = read_table(path, header=None)
-    if frame.shape[1] == 2:
-        values = _fill(numeric_column(frame, 0, path.name, header_rows=0), path, 0)
-        labels = _labels(frame[1], path.name, "column 2", header_rows=0)
-        info = {"format": "tsb-uad", "rows": len(values)}
-        return _Series(values[:, None], labels, ("value",), None, info)
-    if frame.shape[1] == 1:
-        values = _fill(numeric_column(frame, 0, path.name, header_rows=0), path, 0)
-        info = {"format": "headerless-1col", "rows": len(values)}
-        return _Series(values[:, None], None, ("value",), None, info)
-    raise DataError(
-        f"{path.name}: headerless file with {frame.shape[1]} columns; expected "
-        f"`value,label` (TSB-UAD), one value column, or a header row with "
-        f"`timestamp`, value columns and optional `is_anomaly`"
-    )
+    width = read_table(path, header=None, nrows=1).shape[1]
+    if width not in (1, 2):
+        raise DataError(
+            f"{path.name}: headerless file with {width} columns; expected "
+            f"`value,label` (TSB-UAD), one value column, or a header row with "
+            f"`timestamp`, value columns and optional `is_anomaly`"
+        )
+    errors = FirstErrors()
+    values, labels = [], []
+    for offset, chunk in iter_table(path, header=None):
+        values.append(
+            numeric_chunk(chunk, 0, path.name, errors, (0,), header_rows=offset)
+        )
+        if width == 2:
+            labels.append(_labels(chunk[1], path.name, "column 2", offset, errors))
+    column = _joined(values)
+    if np.isnan(column).all():
+        errors.add((1,), _all_missing(path, 0))
+    errors.raise_first()
+    column = _fill(column, path, 0)
+    if width == 2:
+        info = {"format": "tsb-uad", "rows": len(column)}
+        return _Series(column[:, None], _joined(labels), ("value",), None, info)
+    info = {"format": "headerless-1col", "rows": len(column)}
+    return _Series(column[:, None], None, ("value",), None, info)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _load_ucr(path: Path, match: re.Match[str]) -> _Series:
@@ -152,79 +172,93 @@ def _load_ucr(path: Path, match: re.Match[str]) -> _Series:
     # [anomStart - 1, anomEnd - 1] (0-based, inclusive) are the anomaly.
     labels = np.zeros(n, dtype=np.int8)
     labels[start - 1 : end] = 1
-    info = {"format": "ucr", "rows": n, "train_end": train_end,
-            "anomaly_rows": [start - 1, end - 1]}  # fmt: skip
+    info = {
+        "format": "ucr",
+        "rows": n,
+        "train_end": train_end,
+        "anomaly_rows": [start - 1, end - 1],
+    }
     return _Series(values[:, None], labels, ("value",), train_end, info)
 
 
 def _load_header_csv(path: Path) -> _Series:
-    frame = read_table(path)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
-    label_col = next((c for c in LABEL_COLUMNS if c in frame.columns), None)
-    value_cols = [c for c in frame.columns if c not in (time_col, label_col)]
+    """Header CSV, streamed (:func:`iter_table`); the error is the one a whole-
+    file read reports first: timestamps, then each value column, then labels."""
+    raw_names = [str(c) for c in read_table(path, nrows=1, dtype=str).columns]
+    names = [c.strip() for c in raw_names]
+    time_col = next((c for c in TIME_COLUMNS if c in names), None)
+    label_col = next((c for c in LABEL_COLUMNS if c in names), None)
+    value_cols = [c for c in names if c not in (time_col, label_col)]
     if not value_cols:
         raise DataError(
             f"{path.name}: no value columns; expected `timestamp`, one or more "
-            f"numeric value columns and optional `is_anomaly`, found {list(frame)}"
+            f"numeric value columns and optional `is_anomaly`, found {names}"
         )
-    if time_col is not None:
-        _check_increasing(frame[time_col], path.name, time_col)
+    time_raw = raw_names[names.index(time_col)] if time_col else None
+    errors = FirstErrors()
+    clock = Clock(path.name, time_col or "", errors)
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in value_cols}
+    labels: list[np.ndarray] = []
+    rows = 0
+    for offset, chunk in iter_table(path):
+        chunk.columns = names
+        if time_col is not None:
+            clock.add(chunk[time_col], offset)
+        for k, col in enumerate(value_cols):
+            values = numeric_chunk(
+                chunk, col, path.name, errors, (1, k, 0), header_rows=1 + offset
+            )
+            columns[col].append(values.astype(np.float32))
+        if label_col is not None:
+            labels.append(
+                _labels(
+                    chunk[label_col], path.name, repr(label_col), offset + 1, errors
+                )
+            )
+        rows += len(chunk)
+    if clock.mixed:  # numbers first, then dates: a whole-file read parses dates
+        errors.drop((0,))
+        clock = Clock(path.name, time_col or "", errors, dates=True)
+        for offset, chunk in iter_table(path, usecols=[time_raw]):
+            clock.add(chunk.iloc[:, 0], offset)
     filled: dict[str, int] = {}
-    columns = []
-    for col in value_cols:
-        raw = numeric_column(frame, col, path.name)
-        filled[col] = int(np.isnan(raw).sum())
-        columns.append(_fill(raw, path, col))
-    labels = None
-    if label_col is not None:
-        labels = _labels(frame[label_col], path.name, repr(label_col), header_rows=1)
-    info = {"format": "timestamp-csv", "rows": len(frame), "filled_missing": filled}
-    return _Series(np.stack(columns, axis=1), labels, tuple(value_cols), None, info)
+    for k, col in enumerate(value_cols):
+        joined = _joined(columns.pop(col))
+        filled[col] = int(np.isnan(joined).sum())
+        if np.isnan(joined).all():
+            errors.add((1, k, 2), _all_missing(path, col))
+        columns[col] = [joined]
+    errors.raise_first()
+    stacked = np.stack([_fill(columns[c][0], path, c) for c in value_cols], axis=1)
+    info = {"format": "timestamp-csv", "rows": rows, "filled_missing": filled}
+    label_array = _joined(labels) if label_col is not None else None
+    return _Series(stacked, label_array, tuple(value_cols), None, info)
+
+
+def _all_missing(path: Path, column: Any) -> str:
+    return (
+        f"{path.name}, column {column!r}: every value is missing (NaN); "
+        f"expected numbers. Remove the column or fill it."
+    )
 
 
 def _fill(values: np.ndarray, path: Path, column: Any) -> np.ndarray:
     if np.isnan(values).all():
-        raise DataError(
-            f"{path.name}, column {column!r}: every value is missing (NaN); "
-            f"expected numbers. Remove the column or fill it."
-        )
+        raise DataError(_all_missing(path, column))
     return pd.Series(values).ffill().bfill().to_numpy()
 
 
-def _labels(raw: pd.Series, file: str, column: str, header_rows: int) -> np.ndarray:
+def _labels(
+    raw: pd.Series, file: str, column: str, header_rows: int, errors: FirstErrors
+) -> np.ndarray:
     values = pd.to_numeric(raw, errors="coerce")
     bad = ~values.isin([0, 1])
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
+        errors.add(
+            (2,),
             f"{file} row {pos + 1 + header_rows}, {column}: expected an anomaly "
-            f"label 0 or 1, found {raw.iloc[pos]!r}"
+            f"label 0 or 1, found {shown(raw.iloc[pos])}",
         )
+        return np.zeros(len(raw), dtype=np.int8)
     return values.to_numpy().astype(np.int8)
-
-
-def _check_increasing(raw: pd.Series, file: str, column: str) -> None:
-    times = pd.to_numeric(raw, errors="coerce")
-    if times.notna().all():
-        pos = first_out_of_range(times.to_numpy(dtype=np.float64), -np.inf, np.inf)
-        if pos is not None:
-            raise DataError(
-                f"{file} row {pos + 2}, column {column!r}: found {raw.iloc[pos]!r}; "
-                "expected a finite timestamp (a number or a date/time)"
-            )
-    if times.isna().any():
-        times = pd.to_datetime(raw, errors="coerce", format="mixed")
-    if times.isna().any():
-        pos = int(np.flatnonzero(times.isna().to_numpy())[0])
-        raise DataError(
-            f"{file} row {pos + 2}, column {column!r}: expected a number or a "
-            f"date/time, found {raw.iloc[pos]!r}"
-        )
-    steps = np.diff(times.to_numpy())
-    if len(steps) and not (steps > steps.dtype.type(0)).all():
-        pos = int(np.flatnonzero(~(steps > steps.dtype.type(0)))[0]) + 1
-        raise DataError(
-            f"{file} row {pos + 2}, column {column!r}: timestamps must increase; "
-            f"found {raw.iloc[pos]!r} after {raw.iloc[pos - 1]!r}"
-        )
