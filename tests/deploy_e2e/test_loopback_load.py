@@ -39,6 +39,8 @@ from loopback_world import (
 
 from client.privacy import PrivacyLedger
 
+# Not completed yet: on 2026-12-04 (load 25) its set-up took 281 s and round 1
+# stalled on the SuperLink's SQLite lock (docs/reliability.md, "Load").
 pytestmark = [
     pytest.mark.slow,
     # Far over the CI's budget on 2 cores (docs/reliability.md, "Load"): run
