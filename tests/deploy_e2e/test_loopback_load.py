@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,7 +30,9 @@ from collections.abc import Iterator
 import pytest
 from load_probe import TreeMemory, machine, peak_rss_mib, rounds_table, write_results
 from loopback_world import (
+    NAME,
     Consortium,
+    Proc,
     cmdline,
     flwr_run,
     provision,
@@ -95,6 +98,26 @@ def _measured(c: Consortium, history: dict, took: float, peaks: dict) -> dict:
     }
 
 
+def _status(c: Consortium, proc: Proc, deadline: float) -> str:
+    """The run's status at the SuperLink once finished (or at ``deadline``)."""
+    found = re.search(r"Successfully started run (\d+)", proc.text())
+    if not found:
+        return ""
+    status = ""
+    while True:
+        try:  # the machine may be too busy to answer in time: ask again
+            done = c.flwr("ls", NAME, "--run-id", found.group(1), "--format", "json")
+            runs = (
+                json.loads(done.stdout).get("runs", []) if done.returncode == 0 else []
+            )
+            status = str(runs[0]["status"]) if runs else ""
+        except (subprocess.TimeoutExpired, ValueError):
+            pass
+        if status.startswith("finished") or time.monotonic() > deadline:
+            return status
+        time.sleep(5.0)
+
+
 def test_twenty_supernodes_five_rounds_secagg_dp_tls(twenty: Consortium) -> None:
     c, run_dir = twenty, twenty.root / "run"
     assert c.superlink is not None
@@ -110,6 +133,9 @@ def test_twenty_supernodes_five_rounds_secagg_dp_tls(twenty: Consortium) -> None
             code: int | None = proc.popen.wait(timeout=RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
             code = None
+        # `flwr run --stream` once exited 0 while the run was in round 1: the
+        # SuperLink's run status says when the run is over
+        status = _status(c, proc, start + RUN_TIMEOUT)
     took = time.monotonic() - start
     peaks = {
         "superlink_peak_rss_mib": peak_rss_mib(superlink),
@@ -123,8 +149,10 @@ def test_twenty_supernodes_five_rounds_secagg_dp_tls(twenty: Consortium) -> None
         if history_path.is_file()
         else {"rounds": []}
     )
-    path = write_results("load-loopback", _measured(c, history, took, peaks))
+    measured = {**_measured(c, history, took, peaks), "run_status": status}
+    path = write_results("load-loopback", measured)
     assert code is not None, f"not done in {RUN_TIMEOUT:.0f} s (partial: {path})"
+    assert status == "finished:completed", f"{status!r}\n{proc.tail(80)}"
     assert code == 0 and history_path.is_file(), proc.tail(80)
 
     rounds = history["rounds"]
