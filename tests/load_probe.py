@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -105,12 +104,3 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     payload = {"measured_at": now.isoformat(timespec="seconds"), **payload}
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
     return path
-
-
-def wait_for(predicate: Any, timeout: float, period: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(period)
-    return True
