@@ -54,7 +54,9 @@ def run_federation(
     legacy = LegacyContext(
         context=context, config=ServerConfig(num_rounds=remaining), strategy=strategy
     )
-    build_workflow(run, pooling, reevaluate_first=state.reevaluate)(grid, legacy)
+    build_workflow(run, pooling, reevaluate_first=state.reevaluate, clock=state)(
+        grid, legacy
+    )
     return state
 
 

@@ -5,12 +5,16 @@ reply), failures, the pooled evaluation (and the hospitals' own metrics only
 where a hospital's policy shares them), a checkpoint of the global model, and
 the best/final exported models. No per-hospital training value reaches it.
 Round numbers continue across ``--resume`` (Flower's round r of a resumed run
-is round ``offset + r``).
+is round ``offset + r``). Each round also records what it cost the aggregator
+(``resources``: wall seconds of its fit and of the whole round, and the
+ServerApp process's peak resident memory so far).
 """
 
 from __future__ import annotations
 
 import logging
+import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,20 @@ class FederatedRun:
         # (round, hash) of the audit log's newest record, sent with every
         # instruction so the hospitals hold it apart (shared_models.held_heads)
         self.audit_head = audit.head(self.run_dir / audit.FILE_NAME)
+        self._started: float | None = None  # monotonic start of the current round
+
+    def round_started(self, flwr_round: int) -> None:
+        """Flower's round ``flwr_round`` begins (its fit is about to be sent)."""
+        self._started = time.monotonic()
+
+    def round_finished(self, flwr_round: int) -> None:
+        """Round ``flwr_round``'s evaluation is done: record what it cost."""
+        record = self.history.round(self.offset + flwr_round)
+        spent = record.setdefault("resources", {})
+        if self._started is not None:
+            spent["round_s"] = round(time.monotonic() - self._started, 3)
+        spent["server_peak_rss_mib"] = peak_rss_mib()
+        self.history.save()
 
     def set_initial(self, weights: list[np.ndarray]) -> None:
         """The weights round ``offset + 1`` starts from (fresh or resumed)."""
@@ -129,6 +147,10 @@ class FederatedRun:
             declined=sorted(h for h, f in fit.items() if f["status"] == "declined"),
             dropped=dropped or [],
         )
+        if self._started is not None:
+            record.setdefault("resources", {})["fit_s"] = round(
+                time.monotonic() - self._started, 3
+            )
         if weights is not None:
             self.weights[number] = weights
             record["global_model_sha256"] = arrays_hash(weights)
@@ -235,3 +257,10 @@ class FederatedRun:
         model = create_model(card.model, **card.model_config, dp=False)
         set_weights(model, weights)
         save_model_dir(self.run_dir / "models" / name, model, card)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (``getrusage``;
+    Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)

@@ -66,18 +66,45 @@ def pool_workflow(run: RunConfig) -> Any:
 
 
 def build_workflow(
-    run: RunConfig, pooling: Strategy | None = None, reevaluate_first: bool = False
+    run: RunConfig,
+    pooling: Strategy | None = None,
+    reevaluate_first: bool = False,
+    clock: Any = None,
 ) -> DefaultWorkflow:
     """The round loop: fit (masked by SecAgg+ when on), then evaluation
     (pooled under SecAgg+ by ``pooling``, see :class:`PoolEvaluation`).
 
     ``reevaluate_first``: Flower's round 1 only evaluates the model it starts
-    from (a resumed run's checkpointed round whose evaluation was cut off)."""
+    from (a resumed run's checkpointed round whose evaluation was cut off).
+    ``clock``: told ``round_started(r)`` before each round's fit and
+    ``round_finished(r)`` after its evaluation (Flower's round numbers)."""
     evaluate = SecureEvaluation(run, pooling) if pooling is not None else None
     fit = secagg_workflow(run) if run.secagg else default_fit_workflow
     if reevaluate_first:
         fit = SkipFirstFit(fit)
+    if clock is not None:
+        fit = Timed(fit, clock.round_started)
+        evaluate = Timed(
+            evaluate or default_evaluate_workflow, after=clock.round_finished
+        )
     return DefaultWorkflow(fit_workflow=fit, evaluate_workflow=evaluate)
+
+
+class Timed:
+    """A workflow step that tells ``before(round)`` / ``after(round)`` around it."""
+
+    def __init__(self, step: Any, before: Any = None, after: Any = None) -> None:
+        self.step, self.before, self.after = step, before, after
+
+    def __call__(self, grid: Any, context: LegacyContext) -> None:
+        number = int(
+            context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
+        )
+        if self.before is not None:
+            self.before(number)
+        self.step(grid, context)
+        if self.after is not None:
+            self.after(number)
 
 
 class SkipFirstFit:

@@ -32,280 +32,62 @@ quoted in assertion messages.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from loopback_world import (
+    BIN,
+    NAME,
+    RUN_TIMEOUT,
+    Consortium,
+    Proc,
+    children,
+    cmdline,
+    flwr_run,
+    free_port,
+    provision,
+    start_superlink,
+    start_supernodes,
+    wait_run,
+)
 
 from client.privacy import PrivacyLedger
 from server.provision import crypto
-from simulation.cohorts import write_cohort
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-NAME = "loopback"
 HOSPITALS = ("h1", "h2", "h3")
 REFUSAL_TIMEOUT = 90.0  # refused nodes exit after ~4 s idle; the machine may be busy
-RUN_TIMEOUT = 900.0
-APP_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "runs", "__pycache__", "*.egg-info", ".pytest_cache"
-)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            out += [child, *_children(child)]
-    return out
-
-
-@dataclass
-class Proc:
-    """A process in its own session, its output in ``log``."""
-
-    popen: subprocess.Popen
-    log: Path
-
-    @classmethod
-    def start(cls, cmd: list[str], log: Path, env: dict[str, str]) -> Proc:
-        handle = log.open("wb")
-        popen = subprocess.Popen(
-            cmd,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            cwd=log.parent,
-        )
-        handle.close()
-        return cls(popen, log)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def tail(self, n: int = 40) -> str:
-        return f"--- {self.log} ---\n" + "\n".join(self.text().splitlines()[-n:])
-
-    def kill(self) -> None:
-        """SIGKILL the process, its group and every descendant (Flower's
-        SuperExec, ServerApp and ClientApp processes start sessions of their own)."""
-        pids = [self.popen.pid, *_children(self.popen.pid)]
-        for sig_target in (
-            lambda: os.killpg(self.popen.pid, signal.SIGKILL),
-            *[lambda p=p: os.kill(p, signal.SIGKILL) for p in pids],
-        ):
-            try:
-                sig_target()
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
-
-
-@dataclass
-class Consortium:
-    root: Path
-    out: Path
-    env: dict[str, str]
-    data: dict[str, Path]
-    ledgers: dict[str, Path]
-    app: Path  # the approved release: a snapshot of this repository
-    procs: list[Proc] = field(default_factory=list)
-    node_ids: dict[str, int] = field(default_factory=dict)
-    nodes: dict[str, Proc] = field(default_factory=dict)
-    superlink: Proc | None = None
-    address: str = ""
-
-    def start(self, cmd: list[str], log: str, **extra_env: str) -> Proc:
-        proc = Proc.start(cmd, self.root / log, {**self.env, **extra_env})
-        self.procs.append(proc)
-        return proc
-
-    def flwr(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "flwr"), *args],
-            env=self.env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def online(self) -> set[int]:
-        done = self.flwr("supernode", "list", NAME, "--format", "json")
-        nodes = json.loads(done.stdout).get("nodes", []) if done.returncode == 0 else []
-        return {int(n["node-id"]) for n in nodes if n.get("status") == "online"}
 
 
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
-    root = tmp_path_factory.mktemp("loopback")
-    port = free_port()
-    env = {
-        **os.environ,
-        "FLWR_HOME": str(root / "flwr-home"),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    for h in HOSPITALS:  # each hospital makes its key pair in its own folder
-        made = subprocess.run(
-            [str(BIN / "fedcare"), "provision", "node-key", str(root / f"at-{h}"),
-             "--id", h, "--consortium", NAME],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert made.returncode == 0, made.stderr
-    (root / "consortium.toml").write_text(
-        f'name = "{NAME}"\n[aggregator]\nhosts = ["127.0.0.1", "localhost"]\n'
-        f"port = {port}\ncontrol_port = {free_port()}\n"
-        f"internal_port = {free_port()}\n"
-        + "".join(
-            f'[[hospitals]]\nid = "{h}"\npublic_key = "at-{h}/node.pub"\n'
-            for h in HOSPITALS
-        )
+    c = provision(
+        tmp_path_factory.mktemp("loopback"),
+        HOSPITALS,
+        # 3 hospitals, one killed mid-round below: allow unmasking with 2
+        # (the default minimum of 3 would refuse that round, as it should)
+        node_extra="min-secagg-hospitals=2",
     )
-    out = root / "provisioned"
-    done = subprocess.run(
-        [
-            str(BIN / "fedcare"),
-            "provision",
-            "init",
-            str(root / "consortium.toml"),
-            "--out",
-            str(out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    (root / "flwr-home").mkdir()
-    (root / "flwr-home" / "config.toml").write_text(
-        (out / "operator" / "flwr-config.toml").read_text()
-    )
-    folders = write_cohort(
-        root / "data", hospitals=3, seed=0, scale=0.3, kinds=("ecg",)
-    )
-    data = dict(zip(HOSPITALS, folders, strict=True))
-    ledgers = {h: root / "ledgers" / f"{h}.jsonl" for h in HOSPITALS}
-    # the release: a snapshot of this repository (so edits made while the test
-    # runs do not change the bundle), which each hospital reviews and approves
-    app = root / "app"
-    shutil.copytree(REPO, app, ignore=APP_IGNORE)
-    approved = subprocess.run(
-        [str(BIN / "fedcare"), "provision", "app-hash", str(app)],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert approved.returncode == 0, approved.stderr
-    for h in HOSPITALS:
-        (out / "hospitals" / h / "approved-apps.txt").write_text(approved.stdout)
-    for h in HOSPITALS:  # what each hospital does with its bundle: fill in its paths
-        (out / "hospitals" / h / "node-config.txt").write_text(
-            f'hospital-id="{h}" data-path="{data[h]}" ledger-path="{ledgers[h]}" '
-            "epsilon=8.0 delta=1e-05 "
-            # 3 hospitals, one killed mid-round below: allow unmasking with 2
-            # (the default minimum of 3 would refuse that round, as it should)
-            "min-secagg-hospitals=2\n"
-        )
-    c = Consortium(root, out, env, data, ledgers, app, address=f"127.0.0.1:{port}")
     yield c
-    for proc in reversed(c.procs):
-        proc.kill()
+    c.stop()
 
 
 @pytest.fixture(scope="module")
 def superlink(consortium: Consortium) -> Consortium:
-    c = consortium
-    c.superlink = c.start(
-        ["sh", str(c.out / "operator" / "start-superlink.sh")],
-        "superlink.log",
-        FEDCARE_SUPERLINK_HOST="127.0.0.1",
-        FEDCARE_SUPERLINK_DB=str(c.root / "superlink.db"),
-    )
-    assert shutil.which("nginx") or Path("/usr/sbin/nginx").exists(), (
-        "the proxy needs nginx: apt-get install nginx-light (deploy/system-deps.sh)"
-    )
-    proxy = c.start(
-        ["sh", str(c.out / "operator" / "start-proxy.sh")],
-        "proxy.log",
-        PATH=f"{c.env['PATH']}{os.pathsep}/usr/sbin",
-        FEDCARE_PROXY_STATE=str(c.root / "proxy-state"),
-    )
-    deadline = time.monotonic() + 90
-    while "Uvicorn running" not in c.superlink.text() or (
-        "start worker process" not in proxy.text()
-    ):
-        assert c.superlink.popen.poll() is None, c.superlink.tail()
-        assert proxy.popen.poll() is None, proxy.tail()
-        assert time.monotonic() < deadline, c.superlink.tail() + proxy.tail()
-        time.sleep(0.5)
-    done = subprocess.run(
-        ["sh", str(c.out / "operator" / "register-hospitals.sh")],
-        env=c.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    # each node id is printed and recorded with its hospital's name
-    found = re.findall(r"^(\S+): SuperNode (\d+) registered", done.stdout, re.M)
-    c.node_ids = {h: int(i) for h, i in found}
-    assert sorted(c.node_ids) == list(HOSPITALS), done.stdout
-    recorded = (c.out / "operator" / "state" / "node-ids.tsv").read_text()
-    assert sorted(recorded.split()) == sorted(
-        [*HOSPITALS, *map(str, c.node_ids.values())]
-    ), recorded
-    return c
+    start_superlink(consortium)
+    return consortium
 
 
 @pytest.fixture(scope="module")
 def federation(superlink: Consortium) -> Consortium:
-    c = superlink
-    for h in HOSPITALS:
-        c.nodes[h] = c.start(
-            [
-                "sh",
-                str(c.out / "hospitals" / h / "start-supernode.sh"),
-                "--max-retries",
-                "20",
-            ],
-            f"supernode-{h}.log",
-            FEDCARE_SUPERNODE_PORT=str(free_port()),
-            FEDCARE_NODE_KEY=str(c.root / f"at-{h}" / "node.key"),
-        )
-    deadline = time.monotonic() + 180
-    while c.online() != set(c.node_ids.values()):
-        for h, proc in c.nodes.items():
-            assert proc.popen.poll() is None, f"SuperNode {h} exited\n{proc.tail()}"
-        assert time.monotonic() < deadline, "\n".join(
-            p.tail() for p in c.nodes.values()
-        )
-        time.sleep(2)
-    return c
+    start_supernodes(superlink)
+    return superlink
 
 
 def _refused(c: Consortium, log: str, *args: str) -> tuple[int | None, float, Proc]:
@@ -416,46 +198,11 @@ def test_hospitals_entry_point_serves_no_control_api(federation: Consortium) -> 
     print(f"flwr run via the hospitals' port: exit {done.returncode}, HTTP 403")
 
 
-def _run(c: Consortium, run_dir: Path, log: str, rounds: int, **extra: str) -> Proc:
-    config = {
-        "num-server-rounds": str(rounds),
-        "run-dir": f'"{run_dir}"',
-        "min-available-hospitals": "3",
-        "min-fit-hospitals": "3",
-        "min-evaluate-hospitals": "3",
-        **extra,
-    }
-    return c.start(
-        [
-            str(BIN / "flwr"),
-            "run",
-            str(c.app),
-            NAME,
-            "--stream",
-            "--run-config",
-            " ".join(f"{k}={v}" for k, v in config.items()),
-        ],
-        log,
-    )
-
-
-def _wait(proc: Proc, c: Consortium) -> int:
-    try:
-        return proc.popen.wait(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(
-            "flwr run timed out\n"
-            + proc.tail(80)
-            + "\n"
-            + "\n".join(p.tail(15) for p in c.nodes.values())
-        )
-
-
 def test_two_rounds_dp_secagg_over_tls(federation: Consortium) -> None:
     c, run_dir = federation, federation.root / "run"
     start = time.monotonic()
-    proc = _run(c, run_dir, "flwr-run.log", rounds=2)
-    code = _wait(proc, c)
+    proc = flwr_run(c, run_dir, "flwr-run.log", rounds=2)
+    code = wait_run(proc, c)
     took = time.monotonic() - start
     print(f"2-round deployed run: {took:.0f} s")
     history = run_dir / "history.json"
@@ -547,7 +294,7 @@ def test_hospital_killed_mid_round_is_recorded_as_dropped(
 ) -> None:
     c, run_dir, victim = federation, federation.root / "run-kill", "h2"
     start = time.monotonic()
-    proc = _run(
+    proc = flwr_run(
         c,
         run_dir,
         "flwr-run-kill.log",
@@ -567,14 +314,12 @@ def test_hospital_killed_mid_round_is_recorded_as_dropped(
         assert time.monotonic() < deadline, proc.tail(80)
         time.sleep(0.5)
     node = c.nodes[victim]
-    while not any(
-        "fedcare-clientapp" in _cmdline(p) for p in _children(node.popen.pid)
-    ):
+    while not any("fedcare-clientapp" in cmdline(p) for p in children(node.popen.pid)):
         assert time.monotonic() < deadline, node.tail()
         time.sleep(0.2)
     time.sleep(2.0)  # inside local training
     node.kill()
-    code = _wait(proc, c)
+    code = wait_run(proc, c)
     history = run_dir / "history.json"
     assert code == 0 and history.is_file(), proc.tail(80)
     last = json.loads(history.read_text())["rounds"][-1]
@@ -584,10 +329,3 @@ def test_hospital_killed_mid_round_is_recorded_as_dropped(
     assert last["global_model_sha256"], last
     assert last["evaluation"]["evaluated_by"] == ["h1", "h3"], last
     print(f"kill run: h2 dropped in round 2, {time.monotonic() - start:.0f} s")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
