@@ -20,7 +20,7 @@ TARGETS = {
 }
 
 
-@pytest.mark.slow  # ~80 s each measured idle, 2 rounds of 3 tiny hospitals
+@pytest.mark.slow  # 448 s and 236 s measured at load average 16-27 (2 shared cores)
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_killed_run_resumes_exactly(name: str, tmp_path: Path) -> None:
     args = crash_trials.parse_args(
