@@ -17,6 +17,48 @@ def _where(point: dict[str, Any]) -> str:
     return f"round {k} {phase}"
 
 
+def _held(before: dict[str, Any], point: dict[str, Any]) -> str:
+    """Open and settled reservations of the killed round (JSON keys are text)."""
+    if point["phase"] not in ("training", "aggregation"):
+        return "-"
+    k = str(point["round"])
+    reserved = {str(r): n for r, n in (before.get("reserved") or {}).items()}
+    opened = {str(r): n for r, n in (before.get("open") or {}).items()}
+    return f"{opened.get(k, 0)}, {reserved.get(k, 0) - opened.get(k, 0)}"
+
+
+def _ledger_failure(ledgers: dict[str, Any]) -> str:
+    """Which hospitals' ledgers failed, and how."""
+    twice, declined, other = [], [], []
+    for name, h in ledgers["hospitals"].items():
+        if h.get("ok"):
+            continue
+        if 2 in h.get("charges_per_round", []):
+            twice.append(name)
+        elif h.get("settled_steps", 0) > h.get("reported_steps", 0):
+            declined.append(name)
+        else:
+            other.append(name)
+    parts = []
+    if twice:
+        parts.append(f"{', '.join(twice)} charged a round twice")
+    if declined:
+        parts.append(f"{', '.join(declined)} declined a round at the plan's cap")
+    if other:
+        parts.append(f"{', '.join(other)}: see the JSON")
+    return "; ".join(parts)
+
+
+def _cut_short(ran: int, planned: Any) -> list[str]:
+    if not isinstance(planned, int) or ran >= planned:
+        return []
+    return [
+        f"The run was stopped after {ran} of its {planned} planned trials "
+        "(the results file holds every trial that finished).",
+        "",
+    ]
+
+
 def crash_table(payload: dict[str, Any], source: str) -> str:
     """The Markdown block (markers included) for ``payload``."""
     trials = payload["trials"]
@@ -32,6 +74,7 @@ def crash_table(payload: dict[str, Any], source: str) -> str:
         f"{settings.get('hospitals')} hospitals, `--scale {settings.get('scale')}`, "
         f"{settings.get('rounds')} rounds, DP and SecAgg+ on.",
         "",
+        *_cut_short(len(trials), settings.get("trials")),
         f"**{s.get('all_ok', 0)} of {s.get('trials', len(trials))} trials passed "
         f"every check**; {s.get('inside_a_round', 0)} kills landed inside a round "
         f"(training, aggregation or evaluation), {s.get('on_target', 0)} in the "
@@ -52,20 +95,22 @@ def crash_table(payload: dict[str, Any], source: str) -> str:
         + ", ".join(f"`{c}` {n}/{len(trials)}" for c, n in checks.items())
         + ".",
         "",
-        "| trial | seed | aimed at | kill landed in | killed at (s) | open "
-        "reservations then | resumed after round | rounds the resume added | "
-        "resume (s) | result |",
+        "| trial | seed | aimed at | kill landed in | killed at (s) | the "
+        "round's reservations then: open, settled | resumed after round | rounds "
+        "the resume added | resume (s) | result |",
         "|--:|--:|---|---|--:|--:|--:|---|--:|---|",
     ]
     for t in trials:
         checks_t = t["checks"]
         added = checks_t["resumed_from"]["rounds_added"]
-        opened = sum((t["before_resume"].get("open") or {}).values())
+        held = _held(t["before_resume"], t["kill_point"])
         failed = [c for c, v in checks_t.items() if not v["ok"]]
         result = "pass" if t["ok"] else "FAIL: " + ", ".join(failed or ["resume exit"])
+        if "ledgers" in failed:
+            result += f" ({_ledger_failure(checks_t['ledgers'])})"
         lines.append(
             f"| {t['trial']} | {t['seed']} | {_where(t['target'])} | "
-            f"{_where(t['kill_point'])} | {t['kill_s']} | {opened} | "
+            f"{_where(t['kill_point'])} | {t['kill_s']} | {held} | "
             f"{checks_t['resumed_from']['last_complete']} | "
             f"{', '.join(map(str, added)) or '-'} | {t['resume']['s']} | {result} |"
         )

@@ -373,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
             print(f"error: {a.from_json}: not a {SCHEMA} results file", file=sys.stderr)
             return 2
+        payload["summary"] = summarise(payload)  # also of a run cut short
         _markdown(a.markdown, payload, a.from_json)
         return 0
     a.work = a.work.resolve()
