@@ -17,6 +17,12 @@ def _where(point: dict[str, Any]) -> str:
     return f"round {k} {phase}"
 
 
+def _kill_s(trial: dict[str, Any]) -> str:
+    if trial.get("finished_before_kill"):
+        return "not killed: the run ended first"
+    return str(trial["kill_s"])
+
+
 def _held(before: dict[str, Any], point: dict[str, Any]) -> str:
     """Open and settled reservations of the killed round (JSON keys are text)."""
     if point["phase"] not in ("training", "aggregation"):
@@ -110,7 +116,7 @@ def crash_table(payload: dict[str, Any], source: str) -> str:
             result += f" ({_ledger_failure(checks_t['ledgers'])})"
         lines.append(
             f"| {t['trial']} | {t['seed']} | {_where(t['target'])} | "
-            f"{_where(t['kill_point'])} | {t['kill_s']} | {held} | "
+            f"{_where(t['kill_point'])} | {_kill_s(t)} | {held} | "
             f"{checks_t['resumed_from']['last_complete']} | "
             f"{', '.join(map(str, added)) or '-'} | {t['resume']['s']} | {result} |"
         )
