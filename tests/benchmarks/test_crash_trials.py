@@ -20,7 +20,7 @@ TARGETS = {
 }
 
 
-@pytest.mark.slow  # 448 s and 236 s measured at load average 16-27 (2 shared cores)
+@pytest.mark.slow  # 77 s + 70 s measured at load 1-3; 448 s + 236 s at load 16-27
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_killed_run_resumes_exactly(name: str, tmp_path: Path) -> None:
     args = crash_trials.parse_args(
