@@ -110,7 +110,7 @@ def _epsilon(ledger: PrivacyLedger, steps: int) -> float:
     return compute_epsilon(history, ledger.budget.delta, ledger.budget.accountant)
 
 
-@pytest.mark.slow  # 148 s measured at load average 25 on 2 shared cores
+@pytest.mark.slow  # 7 s measured at load 3; 148 s at load 25 (2 shared cores)
 def test_killed_inside_dp_steps_spends_its_reservation_then_rejoins(
     data: Path, tmp_path: Path
 ) -> None:
@@ -157,7 +157,7 @@ def test_killed_inside_dp_steps_spends_its_reservation_then_rejoins(
     assert verify_against(ledger_path, None, None).ok
 
 
-@pytest.mark.slow  # 72 s measured at load average 25 on 2 shared cores
+@pytest.mark.slow  # 7 s measured at load 3; 72 s at load 25 (2 shared cores)
 @pytest.mark.xfail(
     strict=True,
     reason="known gap (crash trials): a process killed after its round settled "
