@@ -1,26 +1,34 @@
-"""Crash trials: kill ``fedcare simulate`` at random, ``--resume``, check the run.
+"""Crash trials: kill ``fedcare simulate`` at chosen phases, ``--resume``, check.
 
 Each trial starts a small federation (default: 3 hospitals, ``--scale 0.2``,
-3 rounds, DP + SecAgg+, no baselines) as a subprocess in its own process group
-(Ray's processes included), SIGKILLs the whole group at a time drawn
-uniformly between 0 and the duration of one full run (measured first, or
-``--full-run-s``), then runs ``fedcare simulate --resume`` on the same
-``--out`` and ``--ledger-dir`` to completion and checks, from the run folder:
+3 rounds, DP + SecAgg+, no baselines) as a subprocess in its own session,
+watches its run folder and ledgers (:mod:`benchmarks.crash_observe`) for the
+start of the phase the trial aims at (a round's training, its evaluation, the
+gap after it, or the startup), waits a random fraction of that phase's length
+(measured by one watched calibration run), SIGKILLs the whole process group
+(Ray's workers, the hospitals, included), records where the kill landed from
+what the files then held, runs ``fedcare simulate --resume`` on the same
+``--out`` and ``--ledger-dir`` to its end, and checks
+(:mod:`benchmarks.crash_checks`):
 
-- ``rounds``: the history holds rounds 1..R, each exactly once;
-- ``evaluations``: every round has its evaluation recorded (evaluated_by set),
-  the killed round's included;
+- ``rounds``: history and audit log hold rounds 1..R, each exactly once;
+- ``resumed_from``: the audit records the resume appended are exactly the
+  rounds after the last complete (audited) one: none repeated, none lost;
+- ``evaluations``: every round's pooled evaluation and who evaluated it are
+  recorded, the killed round's included;
 - ``audit``: ``fedcare audit verify RUN/audit.jsonl --checkpoints
   RUN/checkpoints`` exits 0;
-- ``ledgers``: each hospital's ledger charges the run exactly the steps its
-  own report says it trained (one charge per round, no open reservation), and
-  every hospital trained every round;
+- ``ledgers``: each hospital's ledger (hash chain verified) charges every
+  round exactly once, with the planned steps; no reservation is left open (a
+  killed holder's is released with 0 steps); settled steps = its own report;
 - ``epsilon``: each ledger's spent epsilon is at most the run's epsilon.
 
 ``--refusals`` also resumes a killed copy with checkpoints/ deleted, with a
 corrupted state.json, and with ``--no-dp`` / another ``--privacy-unit`` /
 ``--task`` / ``--batch-size``: each must exit 2 with a one-line error and
-leave the folder unchanged. Results are written after every trial.
+leave the folder unchanged. Results are written after every trial;
+``--markdown DOC`` rewrites the "Crash trials" table of DOC (between its
+``crash-trials`` markers), ``--from JSON`` does so without running anything.
 Run ``python benchmarks/crash_trials.py --help``.
 """
 
@@ -41,8 +49,23 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = "fedcare.benchmarks.crash_trials/1"
-CHECKS = ("rounds", "evaluations", "audit", "ledgers", "epsilon")
+if str(ROOT) not in sys.path:  # run as a script: import this checkout
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.crash_checks import CHECKS, check_run  # noqa: E402
+from benchmarks.crash_observe import (  # noqa: E402
+    PHASES,
+    classify,
+    event_time_key,
+    observe,
+    phase_lengths,
+    read_json,
+    timeline,
+    wait_and_kill,
+)
+from benchmarks.crash_tables import BEGIN, END, crash_table  # noqa: E402
+
+SCHEMA = "fedcare.benchmarks.crash_trials/2"
 
 
 def cli(*args: str) -> list[str]:
@@ -101,155 +124,91 @@ def run_to_end(args: list[str], log: Path, timeout: float) -> tuple[int, float]:
     return code, time.monotonic() - began
 
 
-def calibrate(a: argparse.Namespace) -> tuple[int, float, float]:
-    """One full run: (exit code, seconds until run.json appeared, seconds in all)."""
-    calib = a.work / "calibration"
-    shutil.rmtree(calib, ignore_errors=True)
-    calib.mkdir(parents=True)
-    began = time.monotonic()
-    proc = start(simulate_args(a, calib), calib / "run.log")
-    ready = None
-    while proc.poll() is None and time.monotonic() - began < a.timeout:
-        if ready is None and (calib / "run" / "run.json").is_file():
-            ready = time.monotonic() - began
-        time.sleep(0.2)
-    kill_group(proc)
-    full = time.monotonic() - began
-    return proc.returncode, ready if ready is not None else 0.0, full
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def snapshot(run: Path, ledgers: Path) -> dict[str, Any]:
-    """What the killed run left: files, history rounds, latest checkpoint."""
-    history = read_json(run / "history.json") or {}
-    latest = read_json(run / "checkpoints" / "latest.json") or {}
-    rounds = history.get("rounds", [])
-    return {
-        "run_json": (run / "run.json").is_file(),
-        "history_rounds": [r["round"] for r in rounds],
-        "evaluated_rounds": [
-            r["round"] for r in rounds if "evaluated_by" in r.get("evaluation", {})
-        ],
-        "checkpoint_round": latest.get("round"),
-        "open_reservations": {
-            p.stem: len(_ledger(p).reserved_open) for p in ledger_files(ledgers)
-        },
-    }
-
-
-def killed_round(snap: dict[str, Any], rounds: int) -> Any:
-    """The round the kill landed in, from what the run had written."""
-    if not snap["run_json"]:
-        return "before run.json"
-    done = snap["checkpoint_round"] or 0
-    if done >= rounds and rounds in snap["evaluated_rounds"]:
-        return "after the last round"
-    if done in snap["history_rounds"] and done not in snap["evaluated_rounds"]:
-        return f"{done} (between fit and evaluation)"
-    return done + 1
-
-
-def ledger_files(folder: Path) -> list[Path]:
-    """The hospitals' ledgers (not the audit heads they keep beside them)."""
-    return sorted(
-        p for p in folder.glob("*.jsonl") if not p.name.endswith(".audit-heads.jsonl")
-    )
-
-
-def _ledger(path: Path) -> Any:
-    from client.privacy import PrivacyLedger
-
-    return PrivacyLedger.open(path, None)
-
-
-def check_run(a: argparse.Namespace, trial: Path) -> dict[str, Any]:
-    run, ledgers = trial / "run", trial / "ledgers"
-    out: dict[str, Any] = {}
-    history = read_json(run / "history.json") or {"rounds": []}
-    numbers = [r["round"] for r in history["rounds"]]
-    out["rounds"] = {"ok": numbers == list(range(1, a.rounds + 1)), "found": numbers}
-    missing = [
-        r["round"]
-        for r in history["rounds"]
-        if "evaluated_by" not in (r.get("evaluation") or {})
-    ]
-    out["evaluations"] = {"ok": not missing and bool(numbers), "missing": missing}
-    verify = subprocess.run(
+def verify_audit(run: Path) -> subprocess.CompletedProcess:
+    """``fedcare audit verify RUN/audit.jsonl --checkpoints RUN/checkpoints``."""
+    return subprocess.run(
         cli("audit", "verify", str(run / "audit.jsonl"), "--checkpoints",
             str(run / "checkpoints"), "--format", "json"),
         cwd=ROOT, env=env(), capture_output=True, text=True,
     )  # fmt: skip
-    out["audit"] = {"ok": verify.returncode == 0, "exit": verify.returncode}
-    if verify.returncode:
-        out["audit"]["output"] = (verify.stdout + verify.stderr)[-400:]
-    out.update(check_ledgers(a, run, ledgers, history.get("run_name", "")))
-    return out
 
 
-def check_ledgers(
-    a: argparse.Namespace, run: Path, ledgers: Path, run_name: str
-) -> dict[str, Any]:
-    """Each ledger's charges against its hospital's own record of the run."""
-    meta = read_json(run / "run.json") or {}
-    run_epsilon = float(meta.get("run_config", {}).get("run-epsilon", 2.0))
-    per: dict[str, Any] = {}
-    ok_ledger = ok_eps = bool(run_name)
-    for path in ledger_files(ledgers):
-        ledger = _ledger(path)
-        report = read_json(run / "hospital-reports" / path.stem / f"{run_name}.json")
-        fits = (report or {}).get("fit", {})
-        trained = {r: int(f.get("steps", 0)) for r, f in fits.items()}
-        charges = [e for e in ledger.entries if e["run_id"] == run_name]
-        settled = sum(int(e["steps"]) for e in charges)
-        held = [r for r in ledger.reserved_open if r["run_id"] == run_name]
-        entry = {
-            "settled_steps": settled,
-            "open_reservations": len(held),
-            "reported_steps": sum(trained.values()),
-            "rounds_trained": sorted(int(r) for r, s in trained.items() if s > 0),
-            "charges": len(charges),
-            "spent_epsilon": ledger.spent_epsilon,
-        }
-        entry["ok"] = (
-            not held
-            and settled == entry["reported_steps"]
-            and entry["rounds_trained"] == list(range(1, a.rounds + 1))
-        )
-        ok_ledger = ok_ledger and entry["ok"]
-        ok_eps = ok_eps and ledger.spent_epsilon <= run_epsilon * (1 + 1e-9)
-        per[path.stem] = entry
-    ok_ledger = ok_ledger and len(per) == a.hospitals
+def calibrate(a: argparse.Namespace) -> dict[str, Any]:
+    """One full run, watched: when each event was first seen, and how long
+    each phase lasted (the kill delays are fractions of these)."""
+    calib = a.work / "calibration"
+    shutil.rmtree(calib, ignore_errors=True)
+    calib.mkdir(parents=True)
+    proc = start(simulate_args(a, calib), calib / "run.log")
+    try:
+        times = timeline(proc, calib / "run", calib / "ledgers", a.timeout, a.poll)
+    finally:
+        kill_group(proc)
     return {
-        "ledgers": {"ok": ok_ledger, "hospitals": per},
-        "epsilon": {"ok": ok_eps, "run_epsilon": run_epsilon},
+        "exit": proc.returncode,
+        "events_s": times,
+        "phase_s": phase_lengths(times, a.rounds),
     }
 
 
-def one_trial(a: argparse.Namespace, index: int, kill_at: float) -> dict[str, Any]:
+def plan_targets(
+    trials: int, rounds: int, seed: int, phase_s: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The phase each trial aims at, most of them inside a round.
+
+    A cycle of 5 * rounds targets: every round's training three times and its
+    evaluation once (4 * rounds aims inside a round), every gap between rounds
+    and the startup (before round 1) once; whole cycles, each shuffled with
+    ``seed`` (3 rounds: a cycle is 15 trials, 12 of them inside a round).
+    Each target waits for its phase's first event, then a fraction (uniform
+    in 0.1..0.9) of that phase's calibrated length.
+    """
+    cycle: list[dict[str, Any]] = []
+    for k in range(1, rounds + 1):
+        cycle += [{"phase": "training", "round": k}] * 3
+        cycle.append({"phase": "evaluation", "round": k})
+    cycle += [{"phase": "between rounds", "round": k} for k in range(1, rounds)]
+    cycle.append({"phase": "startup", "round": None})
+    rng = random.Random(seed)
+    order: list[dict[str, Any]] = []
+    while len(order) < trials:  # whole cycles, each shuffled
+        order += rng.sample(cycle, len(cycle))
+    targets = []
+    for index, aim in enumerate(order[:trials]):
+        trial_seed = seed * 1000 + index
+        fraction = random.Random(trial_seed).uniform(0.1, 0.9)
+        length = phase_s.get(event_time_key(aim), 0.0)
+        targets.append(
+            {**aim, "seed": trial_seed, "fraction": round(fraction, 3),
+             "delay_s": round(fraction * length, 2)}
+        )  # fmt: skip
+    return targets
+
+
+def one_trial(
+    a: argparse.Namespace, index: int, target: dict[str, Any]
+) -> dict[str, Any]:
+    """Start a run, kill its process group at ``target``, ``--resume``, check."""
     trial = a.work / f"trial-{index:03d}"
     shutil.rmtree(trial, ignore_errors=True)
     trial.mkdir(parents=True)
+    run, ledgers = trial / "run", trial / "ledgers"
     proc = start(simulate_args(a, trial), trial / "killed.log")
     try:
-        proc.wait(timeout=kill_at)
-        finished_first = True
-    except subprocess.TimeoutExpired:
-        finished_first = False
-    kill_group(proc)
-    snap = snapshot(trial / "run", trial / "ledgers")
+        kill_s = wait_and_kill(proc, run, ledgers, target, a.timeout, a.poll)
+    finally:
+        kill_group(proc)
+    before = observe(run, ledgers)
+    landed = classify(before, a.rounds, a.hospitals)
     result: dict[str, Any] = {
         "trial": index,
+        "seed": target.get("seed"),
         "commit": _commit(),  # the code each trial ran (fixes may land meanwhile)
-        "kill_s": round(kill_at, 2),
-        "finished_before_kill": finished_first,
-        "killed_in_round": killed_round(snap, a.rounds),
-        "before_resume": snap,
+        "target": target,
+        "kill_s": None if kill_s is None else round(kill_s, 2),
+        "finished_before_kill": kill_s is None,
+        "kill_point": landed,
+        "before_resume": before,
     }
     code, took = run_to_end(
         simulate_args(a, trial, "--resume"), trial / "resume.log", a.timeout
@@ -257,10 +216,8 @@ def one_trial(a: argparse.Namespace, index: int, kill_at: float) -> dict[str, An
     result["resume"] = {"exit": code, "s": round(took, 1)}
     if code:
         result["resume"]["error"] = _last_error(trial / "resume.log")
-    result["checks"] = check_run(a, trial)
+    result["checks"] = check_run(trial, a.rounds, a.hospitals, before, verify_audit)
     result["ok"] = code == 0 and all(result["checks"][c]["ok"] for c in CHECKS)
-    if not snap["run_json"]:
-        result["before_run_json"] = "refused" if code == 2 else "started fresh"
     if result["ok"] and not a.keep:
         shutil.rmtree(trial, ignore_errors=True)
     return result
@@ -291,7 +248,7 @@ REFUSALS: dict[str, tuple[str, ...]] = {
 }
 
 
-def refusals(a: argparse.Namespace, kill_at: float) -> list[dict[str, Any]]:
+def refusals(a: argparse.Namespace) -> list[dict[str, Any]]:
     """Resume a run killed after its first checkpoint, changed in each way."""
     base = a.work / "refusal-base"
     shutil.rmtree(base, ignore_errors=True)
@@ -345,7 +302,7 @@ def refusals(a: argparse.Namespace, kill_at: float) -> list[dict[str, Any]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0, help="Seeds the kill times.")
+    p.add_argument("--seed", type=int, default=0, help="Seeds the kill points.")
     p.add_argument("--task", default="ecg-arrhythmia")
     p.add_argument("--hospitals", type=int, default=3)
     p.add_argument("--scale", type=float, default=0.2)
@@ -353,21 +310,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--timeout", type=float, default=900.0, help="Per run (s).")
     p.add_argument(
-        "--full-run-s", type=float, default=None,
-        help="Duration of one full run (default: measure it first).",
+        "--calibration", type=Path, default=None, metavar="JSON",
+        help="Take the phase lengths from this results file's calibration "
+        "(same settings) instead of measuring one full run first.",
     )  # fmt: skip
-    p.add_argument(
-        "--startup-s",
-        type=float,
-        default=0.0,
-        help="Seconds until run.json appears (measured with the full run).",
-    )
-    p.add_argument(
-        "--from-startup",
-        action="store_true",
-        help="Kill between startup's end (run.json written) and the end, not "
-        "between 0 and the end.",
-    )
+    p.add_argument("--poll", type=float, default=0.05, help="Watch period (s).")
     p.add_argument("--refusals", action="store_true", help="Also the refusals.")
     p.add_argument("--no-trials", action="store_true", help="Only the refusals.")
     p.add_argument("--keep", action="store_true", help="Keep passing trials' folders.")
@@ -377,69 +324,121 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--output", type=Path,
         default=ROOT / "benchmarks" / "results" / f"crash-trials-{day}.json",
     )  # fmt: skip
+    p.add_argument(
+        "--markdown", type=Path, default=None, metavar="DOC",
+        help="Rewrite DOC's crash-trials table (e.g. docs/reliability.md).",
+    )  # fmt: skip
+    p.add_argument(
+        "--from", dest="from_json", type=Path, default=None, metavar="JSON",
+        help="Run nothing: rewrite --markdown's table from this results file.",
+    )  # fmt: skip
     return p.parse_args(argv)
+
+
+def run_trials(a: argparse.Namespace, payload: dict[str, Any]) -> None:
+    """Calibrate, plan the targets, run every trial (results saved after each)."""
+    if a.calibration is not None:  # a watched run of the same settings
+        calib = {**(read_json(a.calibration) or {}).get("calibration", {})}
+        calib["from"] = str(a.calibration)
+    else:
+        calib = calibrate(a)
+    payload["calibration"] = calib
+    if calib["exit"]:
+        raise SystemExit(
+            f"calibration run failed (exit {calib['exit']}); see {a.work}/calibration"
+        )
+    print(f"calibration: {calib['events_s']}", flush=True)
+    targets = plan_targets(a.trials, a.rounds, a.seed, calib["phase_s"])
+    for index, target in enumerate(targets):
+        result = one_trial(a, index, target)
+        payload["trials"].append(result)
+        _write(a.output, payload)
+        bad = [c for c in CHECKS if not result["checks"][c]["ok"]]
+        landed = result["kill_point"]
+        print(
+            f"trial {index}: aimed {target['phase']} {target['round']}, killed at "
+            f"{result['kill_s']} s in {landed['phase']} {landed['round']}, resume "
+            f"exit {result['resume']['exit']} ({result['resume']['s']} s), "
+            f"{'ok' if result['ok'] else 'FAILED ' + ', '.join(bad)}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.from_json is not None:
+        if a.markdown is None:
+            raise SystemExit("--from needs --markdown DOC (the doc to rewrite)")
+        payload = read_json(a.from_json)
+        if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+            print(f"error: {a.from_json}: not a {SCHEMA} results file", file=sys.stderr)
+            return 2
+        payload["summary"] = summarise(payload)  # also of a run cut short
+        _markdown(a.markdown, payload, a.from_json)
+        return 0
     a.work = a.work.resolve()
     a.work.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT))
-    full, ready = a.full_run_s, a.startup_s
-    if full is None:
-        code, ready, full = calibrate(a)
-        if code:
-            print(f"calibration run failed (exit {code}); see {a.work}/calibration")
-            return 1
-        print(f"one full run: {full:.1f} s, run.json after {ready:.1f} s")
-    low = ready if a.from_startup else 0.0
-    rng = random.Random(a.seed)
     payload: dict[str, Any] = {
         "schema": SCHEMA,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/crash_trials.py", *sys.argv[1:]]),
         "commit": _commit(),
+        "load_at_start": _load(),
         "settings": {
             k: str(v) if isinstance(v, Path) else v
             for k, v in vars(a).items()
-            if k not in ("work", "output")
+            if k not in ("work", "output", "markdown", "from_json")
         },
-        "full_run_s": round(full, 1),
-        "startup_s": round(ready or 0.0, 1),
-        "kill_window_s": [round(low, 1), round(full, 1)],
         "trials": [],
         "refusals": [],
     }
-    for index in range(0 if a.no_trials else a.trials):
-        result = one_trial(a, index, rng.uniform(low, full))
-        payload["trials"].append(result)
-        _write(a.output, payload)
-        bad = [c for c in CHECKS if not result["checks"][c]["ok"]]
-        print(
-            f"trial {index}: kill {result['kill_s']}s in round "
-            f"{result['killed_in_round']}, resume exit {result['resume']['exit']}, "
-            f"{'ok' if result['ok'] else 'FAILED ' + ', '.join(bad)}",
-            flush=True,
-        )
+    began = time.monotonic()
+    if not a.no_trials:
+        run_trials(a, payload)
     if a.refusals:
-        payload["refusals"] = refusals(a, full)
+        payload["refusals"] = refusals(a)
+    payload["load_at_end"] = _load()
+    payload["wall_s"] = round(time.monotonic() - began, 1)
     payload["summary"] = summarise(payload)
     _write(a.output, payload)
     print(json.dumps(payload["summary"], indent=2))
+    if a.markdown is not None:
+        _markdown(a.markdown, payload, a.output)
     return 0
 
 
 def summarise(payload: dict[str, Any]) -> dict[str, Any]:
     trials = payload["trials"]
+    phases = _count(t["kill_point"]["phase"] for t in trials)
     return {
         "trials": len(trials),
         "all_ok": sum(t["ok"] for t in trials),
         "checks_ok": {c: sum(t["checks"][c]["ok"] for t in trials) for c in CHECKS},
         "resume_exit": _count(str(t["resume"]["exit"]) for t in trials),
-        "killed_in_round": _count(str(t["killed_in_round"]) for t in trials),
+        "kill_phase": {p: phases[p] for p in PHASES if p in phases},
+        "inside_a_round": sum(
+            t["kill_point"]["phase"] in ("training", "aggregation", "evaluation")
+            for t in trials
+        ),
+        "on_target": sum(
+            t["kill_point"]["phase"] == t["target"]["phase"]
+            and t["kill_point"]["round"] == t["target"]["round"]
+            for t in trials
+        ),
         "refusals_ok": sum(r["ok"] for r in payload["refusals"]),
         "refusals": len(payload["refusals"]),
     }
+
+
+def _markdown(doc: Path, payload: dict[str, Any], source: Path) -> None:
+    from benchmarks.markdown import replace_block
+
+    try:
+        shown = source.resolve().relative_to(ROOT)
+    except ValueError:
+        shown = source
+    replace_block(doc, BEGIN, END, crash_table(payload, str(shown)))
+    print(f"wrote the crash-trials table of {doc}")
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -447,6 +446,13 @@ def _count(values: Any) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def _write(path: Path, payload: dict[str, Any]) -> None:
