@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,16 +190,33 @@ class Hospital:
         if kept is not None:  # a retried round (the aggregator crashed): resend
             log.info("hospital %s: round %d retried; resending its update",
                      self.settings.hospital_id, server_round)  # fmt: skip
+            private = self._private_run(run_name, fit, server_round)
+            if private is not None:
+                # Killed after keeping the update and before settling: the
+                # dead reservation is settled now with the steps that update
+                # took, since it leaves the hospital (once) with this reply.
+                private.ledger.release_abandoned(
+                    private.run_id, private.note, steps=int(kept[1]["steps"])
+                )
             metrics.update(kept[1], **self._budget_metrics(run_name, server_round))
             self.local_report(run_name).record("fit", server_round, metrics)
             return kept[0], int(kept[1]["examples"]), metrics
         try:
             private = self._private_run(run_name, fit, server_round)
             if private is not None:
-                # A reservation for this round left open by a killed process:
-                # this retry is charged instead (PrivacyLedger.release_abandoned).
+                # A reservation for this round left open by a process killed
+                # before it kept an update: nothing of that training was kept or
+                # sent, so this retry is charged instead (release_abandoned).
                 private.ledger.release_abandoned(private.run_id, private.note)
                 self._check_within_plan(private, self._steps_per_round(fit))
+
+                def keep(steps: int, loss: float | None) -> None:
+                    # after the last DP step, before the ledger settles
+                    reply = {"train-loss": float(loss or 0.0), "steps": int(steps),
+                             "examples": len(fit)}  # fmt: skip
+                    round_cache.store(self._cache, key, get_weights(model), reply)
+
+                private = replace(private, on_trained=keep)
             started = time.monotonic()
             result = train(model, fit.x, fit.y, config, private, groups=fit.groups)
             seconds = time.monotonic() - started
@@ -226,8 +243,6 @@ class Hospital:
         # not in ``metrics`` (the reply), so it never reaches the aggregator.
         own = {**metrics, "train-seconds": round(seconds, 4)}
         self.local_report(run_name).record("fit", server_round, own)
-        if private is not None:
-            round_cache.store(self._cache, key, get_weights(model), trained)
         return get_weights(model), len(fit), metrics
 
     @property

@@ -9,6 +9,11 @@ hospital sends the update it already released: the same output again, which
 costs nothing more. The entry is keyed by run, round and the sha256 of the
 global model the round started from; only the newest round is kept.
 
+The entry is written after the round's last DP step and before its ledger
+reservation is settled (``PrivateRun.on_trained``), so no kill leaves a round
+settled without its entry: a retry that finds an entry whose reservation a
+dead process left open settles it with the entry's steps and resends.
+
 The file (``<ledger>.last-round.safetensors``, mode 0600) stays at the
 hospital, beside its ledger.
 """

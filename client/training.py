@@ -100,6 +100,13 @@ class TrainConfig:
 PLAIN_BATCH = 64
 
 
+def _tail_loss(losses: list[float], epochs: int) -> float | None:
+    """The mean loss of the last epoch's steps (None if no step had a loss)."""
+    if not losses:
+        return None
+    return float(np.mean(losses[-max(1, len(losses) // epochs) :]))
+
+
 @dataclass(frozen=True)
 class PrivateRun:
     """How a training call is charged: ledger, run id and the run's plan.
@@ -121,6 +128,11 @@ class PrivateRun:
     # Written on the ledger's reservation: what it is for (a federation's
     # round), so a retry of that work after a crash can find it.
     note: str = ""
+    # Called with the training's result (steps, train_loss) after its last
+    # step and before the ledger settles: a federation keeps the round's
+    # update here (client/round_cache.py), so a process killed between the two
+    # leaves a kept update that a retry resends and settles, never trains again.
+    on_trained: Any = None
 
     def __post_init__(self) -> None:
         if self.run_epsilon is not None and not (
@@ -262,6 +274,9 @@ def _train_private(
                     _proximal_step(model, reference, config)
         finally:
             detach(dp_model)
+        train_loss = _tail_loss(losses, config.epochs)
+        if private.on_trained is not None:
+            private.on_trained(session.steps, train_loss)
     noise_on_mean = plan.noise_multiplier / (rate * units.count)
     log.info(
         "%d %ss, %.1f per step (q=%.4f), sigma %.3f: noise std %.3g of the clipping "
@@ -274,9 +289,7 @@ def _train_private(
         log.warning("%s (%d %ss)", warning, units.count, units.kind)
     ledger = private.ledger
     return {
-        "train_loss": float(np.mean(losses[-max(1, len(losses) // config.epochs) :]))
-        if losses
-        else None,
+        "train_loss": train_loss,
         "steps": session.steps,
         "examples": len(x),
         "epochs": config.epochs,
@@ -359,9 +372,7 @@ def _run_epochs(model, optimizer, loader, config, device, reference) -> dict[str
             if len(xb) and math.isfinite(loss.item()):
                 losses.append(loss.item())
     return {
-        "train_loss": float(np.mean(losses[-max(1, len(losses) // config.epochs) :]))
-        if losses
-        else None,
+        "train_loss": _tail_loss(losses, config.epochs),
         "steps": steps,
         "examples": len(loader.dataset),
         "epochs": config.epochs,

@@ -522,17 +522,24 @@ class PrivacyLedger:
             )
         return dict(sealed)
 
-    def release_abandoned(self, run_id: str, note: str) -> list[dict[str, Any]]:
-        """Release the open reservations of ``run_id`` with ``note`` whose holder
-        died before settling; returns their ``spend`` records (0 steps).
+    def release_abandoned(
+        self, run_id: str, note: str, *, steps: int = 0
+    ) -> list[dict[str, Any]]:
+        """Settle the open reservations of ``run_id`` with ``note`` whose holder
+        died before settling, with ``steps``; returns their ``spend`` records.
 
         For a caller about to redo that very work (a federation's round is
-        retried after a crash): the dead process's training never left it (a
-        trainer settles before it returns a result), so the retry is charged
-        and the abandoned reservation is not. Only reservations made on this
-        host by a process that no longer exists are released; any other stays
-        open and counted in full, as does every one nobody retries.
+        retried after a crash), ``steps`` = 0: the dead process's training
+        never left it (nothing of it was kept), so the retry is charged and the
+        abandoned reservation is not. For a caller about to *resend* what the
+        dead process trained and kept (``client/round_cache.py``, written after
+        the last step and before the settle), ``steps`` is what that training
+        took: its output is about to leave, so it is charged once, here. Only
+        reservations made on this host by a process that no longer exists are
+        settled; any other stays open and counted in full, as does every one
+        nobody retries.
         """
+        _check_steps("steps", steps)
         self._sync()
         host = socket.gethostname()
         dead = [
@@ -550,17 +557,22 @@ class PrivacyLedger:
                 released.append(
                     self.settle(
                         record["reservation"],
-                        0,
-                        note=f"released: holder pid {pid} died before settling; "
-                        f"retried as {note}",
+                        steps,
+                        note=(
+                            f"released: holder pid {pid} died before settling; "
+                            f"retried as {note}"
+                            if steps == 0
+                            else f"settled for the holder pid {pid}, which died "
+                            f"after training it; its kept update resent as {note}"
+                        ),
                     )
                 )
             except LedgerError:  # settled meanwhile by another process
                 continue
             logger.warning(
-                "run %s: released reservation %s of %d steps (%s): its process "
-                "(pid %s) died before settling",
-                run_id, record["reservation"], record["steps"], note, pid,
+                "run %s: settled reservation %s of %d steps with %d (%s): its "
+                "process (pid %s) died before settling",
+                run_id, record["reservation"], record["steps"], steps, note, pid,
             )  # fmt: skip
         return released
 
