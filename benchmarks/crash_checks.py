@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.crash_observe import (
+    KEPT_NOTE,
     ROUND_NOTE,
     ledger_files,
     ledger_rounds,
@@ -88,7 +89,9 @@ def check_run(
 def check_ledgers(run: Path, ledgers: Path, run_name: str, rounds: int) -> dict:
     """Each ledger, against its plan and its hospital's own report: every
     round charged once with the planned steps, nothing left open, a killed
-    holder's reservation released (0 steps), and settled steps = reported."""
+    holder's reservation released (0 steps) or, when it kept its update,
+    settled with that update's steps by the retry that resends it, and settled
+    steps = reported."""
     from client.privacy import PrivacyLedger  # verifies the hash chain
 
     meta = read_json(run / "run.json") or {}
@@ -122,8 +125,14 @@ def check_ledgers(run: Path, ledgers: Path, run_name: str, rounds: int) -> dict:
             "reported_steps": reported,
             "open_reservations": sum(by_round["open"].values()),
             "released": len(released),
+            "settled_for_dead": sum(
+                1 for e in charged if KEPT_NOTE.match(str(e.get("note", "")))
+            ),
             "unnoted_spends": sum(
-                1 for e in charged if not ROUND_NOTE.match(str(e.get("note", "")))
+                1
+                for e in charged
+                if not ROUND_NOTE.match(str(e.get("note", "")))
+                and not KEPT_NOTE.match(str(e.get("note", "")))
             ),
             "spent_epsilon": ledger.spent_epsilon,
         }

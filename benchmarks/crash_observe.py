@@ -30,6 +30,12 @@ from pathlib import Path
 from typing import Any
 
 ROUND_NOTE = re.compile(r"^round (\d+)$")
+# A dead holder's reservation settled with the steps of the update it kept
+# (client/round_cache.py), by the retry that resends that update.
+KEPT_NOTE = re.compile(
+    r"^settled for the holder pid \d+, which died after training it; "
+    r"its kept update resent as round (\d+)$"
+)
 PHASES = (
     "startup",
     "training",
