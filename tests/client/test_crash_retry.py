@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from client import round_cache
-from client.federated import Hospital, NodeSettings
+from client.federated import Hospital
 from client.privacy import PrivacyLedger
 from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
+from tests.client.hospital_node import hospital
 
 RUN = RunConfig(num_server_rounds=2, batch_size=256, run_epsilon=2.0)
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,13 +31,7 @@ def ecg_hospital(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _hospital(data: Path, ledger: Path) -> Hospital:
-    node = {
-        "hospital-id": "h1",
-        "data-path": str(data),
-        "ledger-path": str(ledger),
-        "epsilon": 8.0,
-    }
-    return Hospital(NodeSettings.from_node_config(node), RUN)
+    return hospital(data, ledger, RUN)
 
 
 def _killed_in_round(data: Path, ledger: Path, server_round: int) -> int:

@@ -25,13 +25,14 @@ from pathlib import Path
 import pytest
 
 from client import round_cache
-from client.federated import Hospital, NodeSettings
+from client.federated import Hospital
 from client.privacy import PrivacyLedger
 from client.privacy.accounting import compute_epsilon
 from client.privacy.ledger_evidence import verify_against
 from shared_models.export import arrays_hash
 from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
+from tests.client.hospital_node import hospital
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 3  # DP steps per round: the kill lands after the first of them
@@ -47,13 +48,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _hospital(data: Path, ledger: Path) -> Hospital:
-    node = {
-        "hospital-id": "h1",
-        "data-path": str(data),
-        "ledger-path": str(ledger),
-        "epsilon": 8.0,
-    }
-    return Hospital(NodeSettings.from_node_config(node), RUN)
+    return hospital(data, ledger, RUN)
 
 
 def _killed(data: Path, ledger: Path, server_round: int, start: Path, at: str) -> int:
