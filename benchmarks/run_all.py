@@ -81,13 +81,17 @@ def plan(args: argparse.Namespace, day: str) -> list[tuple[str, list[str], Path]
 
 def run_step(name: str, extra: list[str], out: Path, log_dir: Path) -> dict[str, Any]:
     script = ROOT / "benchmarks" / f"{name}.py"
-    cmd = [sys.executable, str(script), *extra, "--out", str(out)]
+    # run from the project root with paths relative to it where they can be, so
+    # the commands the JSON files record read as a user would type them
+    cmd = [sys.executable, str(script), *extra, "--out", _shown(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log = log_dir / f"{name}.log"
     print(f"[bench] {name}: {' '.join(cmd[1:])} (log {log})", flush=True)
     started = time.monotonic()
     with log.open("w") as handle:
-        code = subprocess.call(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        code = subprocess.call(
+            cmd, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
+        )
     seconds = round(time.monotonic() - started, 1)
     print(f"[bench] {name}: exit {code} after {seconds:.0f} s", flush=True)
     return {
