@@ -105,7 +105,7 @@ class _Rows:
         local, uniques = pd.factorize(stay)
         for u in uniques:
             self.codes.setdefault(u, len(self.codes))
-        code = np.array([self.codes[u] for u in uniques], dtype=np.int64)[local]
+        code = np.array([self.codes[u] for u in uniques], dtype=np.int32)[local]
         times = self._times(chunk["timestamp"], head)
         values = np.stack(
             [
@@ -116,6 +116,10 @@ class _Rows:
             ],
             axis=1,
         )
+        # float32, as the bins are: the checks above bound every value well
+        # inside it (a value they refused raises before the arrays are used)
+        with np.errstate(over="ignore"):
+            values = values.astype(np.float32)
         self.parts.append((code, times, values))
         self._patients(chunk, code)
         for j, col in enumerate(self.label_cols):
@@ -280,7 +284,10 @@ class _Rows:
             hours = times
         del times
         first = pd.Series(hours).groupby(code).transform("min").to_numpy()
-        return np.floor(hours - first).astype(np.int64)
+        since = hours - first
+        del hours, first
+        # within MAX_HOURS either way, so int32 holds every stay's hours
+        return np.floor(since, out=since).astype(np.int32)
 
 
 def _check_ids(
