@@ -7,27 +7,24 @@ aggregator resolves the run configuration's unset keys from it
 
 A recipe is one private optimisation, run in either of two places:
 
-- **in a federation** (DP-FedAdam): every round, each hospital takes
-  ``local_epochs`` epochs of plain SGD (``local_lr``, no momentum) on its
-  clipped, noised gradients and sends its weights; the server averages them
-  (SecAgg+), and Flower's FedAdam moves the global model along the average
-  update with Adam at ``server_lr``, scaled in round t by
-  ``server_lr_schedule`` (``sqrt``: 1/sqrt(t), counted across resumes).
-  Adam's state lives at the server, across rounds, where it sees only the
-  noised average of all hospitals, so the noise the update carries is the
-  hospitals' noise averaged.
+- **in a federation**: every round, each hospital takes ``local_steps`` DP
+  steps (``local_epochs`` epochs when 0) with ``local_optimizer`` at
+  ``local_lr`` on its clipped, noised gradients and sends its update; the
+  server averages the updates (SecAgg+) and applies the average (``fedavg``),
+  or moves the global model along it with Adam at ``server_lr`` (``fedadam``,
+  scaled in round t by ``server_lr_schedule``; ``sqrt``: 1/sqrt(t), counted
+  across resumes).
 - **at one hospital alone** (``fedcare train``, the local-only and
-  single-hospital baselines): the same number of steps, Adam at ``server_lr``
-  on the hospital's own noised gradients (what FedAdam does with one
-  hospital).
+  single-hospital baselines): the same number of steps, Adam at ``alone_lr``
+  on the hospital's own noised gradients.
 
 Both sample each privacy unit (patient) with probability ``sample_rate`` per
 step, i.e. an expected batch of ``sample_rate`` of the hospital's patients,
-and clip at ``max_grad_norm``. At a fixed epsilon, few large steps beat many
-small ones: the noise on the averaged gradient is
-``sigma * C / (q * patients)``, and for q = 1/2 the accountant needs a sigma
-only ~1.4x that of q = 1/8 for 4x the signal. Every figure behind these
-values is in ``docs/benchmarks.md`` (chosen on synthetic, public data only).
+and clip at ``max_grad_norm``. The noise on one step's averaged gradient is
+``sigma * C / (q * patients)``; at a fixed epsilon the accountant's sigma
+grows slowly with q and with the number of steps, so the recipe is a trade of
+q, steps and the learning rate. Every figure behind these values is in
+``docs/benchmarks.md`` (chosen on synthetic, public data only).
 """
 
 from __future__ import annotations
@@ -111,22 +108,26 @@ class Recipe:
 
 
 # The measured best recipe for the beat classifier (docs/benchmarks.md, rows
-# 19-32): FedAdam at a constant server lr 0.05. The 0.1 x 1/sqrt(t) schedule
-# (row 23) looked better in the in-process replica with one fixed initial
-# model, but not in the real ``fedcare simulate`` over three seeds (row 28:
-# 0.894 +- 0.093 against 0.938 +- 0.031), so it stays an option
-# (``server-lr-schedule``), not the default. At example level FedAdam's
-# per-coordinate step fails even without noise (rows 25-31); FedAvg over
-# local Adam at 0.05 with 20 steps of 1/20 of the beats per round learns
-# (row 32).
+# 19-38). FedAdam over one or a few local SGD steps (rows 19-31) learnt
+# unevenly across seeds (0.891 +- 0.081 pooled AUROC at patient level,
+# epsilon 2); FedAvg over 10 steps of local Adam at 0.05 per round, each step
+# an expected tenth of the hospital's patients, 8 rounds (row 36), learnt at
+# 0.997-0.999 in the in-process replica over three seeds. At example level
+# the same optimiser over 20 steps of 1/20 of the beats for 5 rounds (row 32).
 ECG_BEATS = Recipe(
-    server_lr=0.05,
+    rounds=8,
+    local_steps=10,
+    sample_rate=0.1,
+    local_optimizer="adam",
+    local_lr=0.05,
+    alone_lr=0.05,
+    strategy="fedavg",
+    server_lr=0.05,  # FedAdam's, when an operator picks it
+    max_grad_norm=0.3,
     model={"hidden_size": 32, "num_layers": 1},
     example={
-        "strategy": "fedavg",
-        "local-optimizer": "adam",
-        "learning-rate": 0.05,
         "sample-rate": 0.05,
+        "local-steps": 20,
         "num-server-rounds": 5,
     },
 )

@@ -267,7 +267,7 @@ class RunConfig:
         unset = {
             name: value
             for name, value in ((k.replace("-", "_"), v) for k, v in keys.items())
-            if not getattr(self, name)
+            if _unset(name, getattr(self, name))
         }
         return replace(self, **unset).resolved()
 
@@ -296,6 +296,12 @@ class RunConfig:
 
     def to_run_config(self) -> dict[str, Any]:
         return {_kebab(f.name): getattr(self, f.name) for f in fields(self)}
+
+
+def _unset(name: str, value: Any) -> bool:
+    """Whether the operator left key ``name`` unset: ``local_steps`` is unset
+    below 0 (0 asks for ``local_epochs`` epochs), every other key when falsy."""
+    return value < 0 if name == "local_steps" else not value
 
 
 def _count_or_fraction(value: float) -> int | float:

@@ -16,7 +16,8 @@ from shared_models.errors import ConfigError, PolicyError
 from shared_models.run_config import RunConfig
 from simulation.cohorts import write_hospital
 
-RUN = RunConfig(num_server_rounds=2, batch_size=256, run_epsilon=2.0)
+# epochs of batches of 256 (local-steps 0), not the recipe's steps
+RUN = RunConfig(num_server_rounds=2, batch_size=256, run_epsilon=2.0, local_steps=0)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from simulation import baselines
 def test_fedcare_train_runs_the_whole_recipe_alone() -> None:
     recipe = get_task("ecg-arrhythmia").recipe
     config = get_task("ecg-arrhythmia").recommended_config(seed=4)
-    assert config.optimizer == "adam" and config.lr == recipe.server_lr
+    assert config.optimizer == "adam" and config.lr == recipe.alone_lr
     assert config.max_grad_norm == recipe.max_grad_norm
     assert config.epochs == recipe.epochs and config.batch_size == recipe.batch_size
     assert config.sample_rate == recipe.sample_rate and config.seed == 4
@@ -54,10 +54,10 @@ def test_a_hospital_trains_each_round_with_the_recipe(
     hospital = Hospital(settings, RunConfig(task="ecg-arrhythmia"))
     recipe = get_task("ecg-arrhythmia").recipe
     config = hospital._train_config(1)
-    assert (config.optimizer, config.lr, config.momentum) == ("sgd", recipe.local_lr, 0)
-    assert config.epochs == recipe.local_epochs
+    assert (config.optimizer, config.lr) == ("adam", recipe.local_lr)
+    assert (config.steps, recipe.local_steps) == (10, 10)
     assert config.sample_rate == recipe.sample_rate and config.batch_size == 0
-    assert hospital.run.strategy == recipe.strategy == "fedadam"
+    assert hospital.run.strategy == recipe.strategy == "fedavg"
     weights = hospital.initial_weights()
     model = hospital.model(weights, dp=False)
     assert model.config["hidden_size"] == 32  # the recipe's model size

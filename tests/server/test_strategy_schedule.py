@@ -41,7 +41,11 @@ def test_sqrt_schedule_values() -> None:
 @pytest.mark.parametrize("offset", [0, 3], ids=["fresh", "resumed-after-3"])
 def test_fedadam_step_follows_the_schedule_across_resumes(tmp_path, offset) -> None:
     run = RunConfig(
-        secagg=False, min_fit_hospitals=2, server_lr_schedule="sqrt"
+        secagg=False,
+        min_fit_hospitals=2,
+        strategy="fedadam",
+        server_lr_schedule="sqrt",
+        server_learning_rate=recipe_of("ecg-arrhythmia").server_lr,
     ).resolved()
     assert (run.strategy, run.server_lr_schedule) == ("fedadam", "sqrt")
     assert run.server_learning_rate == recipe_of(run.task).server_lr

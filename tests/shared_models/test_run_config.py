@@ -183,10 +183,10 @@ def test_resume_refuses_other_training_settings(tmp_path: Path) -> None:
     # more rounds: the hospitals' own plans refuse them, not the resume
     longer = RunConfig(num_server_rounds=30)
     _check_same_training(longer, started.to_run_config(), tmp_path)
-    # a run started under the old defaults, resumed under the recipe
-    old = {"num-server-rounds": 4, "strategy": "fedavg", "local-epochs": 1,
+    # a run started under older defaults, resumed under the recipe
+    old = {"num-server-rounds": 4, "strategy": "fedadam", "local-epochs": 1,
            "batch-size": 64, "learning-rate": 0.001, "max-grad-norm": 1.0}  # fmt: skip
-    with pytest.raises(ConfigError, match=r"strategy 'fedavg' -> 'fedadam'") as err:
+    with pytest.raises(ConfigError, match=r"strategy 'fedadam' -> 'fedavg'") as err:
         _check_same_training(RunConfig(), old, tmp_path)
     assert "batch-size 64 -> 0" in str(err.value) and str(tmp_path) in str(err.value)
 
@@ -261,26 +261,36 @@ def test_resume_refuses_a_damaged_run_json(
 
 
 def test_example_level_takes_the_recipes_example_keys_unless_set() -> None:
-    example = recipe_of("ecg-arrhythmia").example
+    recipe = recipe_of("ecg-arrhythmia")
+    example = recipe.example
     run = RunConfig(task="ecg-arrhythmia").for_unit("example")
-    assert (run.strategy, run.local_optimizer) == (
-        example["strategy"],
-        example["local-optimizer"],
-    )
-    assert (run.learning_rate, run.sample_rate) == (
-        example["learning-rate"],
+    assert (run.sample_rate, run.local_steps) == (
         example["sample-rate"],
+        example["local-steps"],
     )
     assert run.num_server_rounds == example["num-server-rounds"]
+    # the keys the variant does not name stay the recipe's
+    assert (run.strategy, run.local_optimizer, run.learning_rate) == (
+        recipe.strategy,
+        recipe.local_optimizer,
+        recipe.local_lr,
+    )
     assert run.for_unit("example") == run  # idempotent
     # patient level, or keys the operator set, keep the recipe's / their own
-    assert RunConfig(task="ecg-arrhythmia").for_unit("patient") == (
-        RunConfig(task="ecg-arrhythmia").resolved()
+    patient = RunConfig(task="ecg-arrhythmia").for_unit("patient")
+    assert patient == RunConfig(task="ecg-arrhythmia").resolved()
+    assert (patient.local_steps, patient.sample_rate) == (
+        recipe.local_steps,
+        recipe.sample_rate,
     )
-    mine = RunConfig(task="ecg-arrhythmia", strategy="fedadam", learning_rate=0.5)
+    mine = RunConfig(
+        task="ecg-arrhythmia", strategy="fedadam", learning_rate=0.5, local_steps=0
+    )
     chosen = mine.for_unit("example")
     assert (chosen.strategy, chosen.learning_rate) == ("fedadam", 0.5)
-    assert chosen.local_optimizer == "adam" and chosen.sample_rate == 0.05
+    # FedAdam keeps its own local optimiser; 0 steps (epochs) is a set value
+    assert chosen.local_optimizer == "sgd" and chosen.sample_rate == 0.05
+    assert chosen.local_steps == 0
     # a task without an example variant is unchanged
     icu = RunConfig(task="icu-los")
     assert icu.for_unit("example") == icu.resolved()
