@@ -248,9 +248,7 @@ class RunConfig:
             server_learning_rate=self.server_learning_rate or server_lr,
             server_lr_schedule=self.server_lr_schedule or schedule,
             local_epochs=self.local_epochs or recipe.local_epochs,
-            local_steps=recipe.local_steps
-            if self.local_steps < 0
-            else self.local_steps,
+            local_steps=self._local_steps(recipe.local_steps),
             batch_size=batch,
             learning_rate=self.learning_rate or local_lr,
             local_optimizer=optimizer,
@@ -267,9 +265,21 @@ class RunConfig:
         unset = {
             name: value
             for name, value in ((k.replace("-", "_"), v) for k, v in keys.items())
-            if _unset(name, getattr(self, name))
+            if (
+                self._local_steps(-1) < 0
+                if name == "local_steps"
+                else not getattr(self, name)
+            )
         }
         return replace(self, **unset).resolved()
+
+    def _local_steps(self, recipes: int) -> int:
+        """DP steps per round: the operator's (0 = ``local-epochs`` epochs);
+        0 when they set ``local-epochs`` but no steps (they asked for epochs);
+        else ``recipes``."""
+        if self.local_steps >= 0:
+            return self.local_steps
+        return 0 if self.local_epochs else recipes
 
     def training_keys(self) -> dict[str, Any]:
         """The resolved keys that decide how hospitals train (compared on resume)."""
@@ -296,12 +306,6 @@ class RunConfig:
 
     def to_run_config(self) -> dict[str, Any]:
         return {_kebab(f.name): getattr(self, f.name) for f in fields(self)}
-
-
-def _unset(name: str, value: Any) -> bool:
-    """Whether the operator left key ``name`` unset: ``local_steps`` is unset
-    below 0 (0 asks for ``local_epochs`` epochs), every other key when falsy."""
-    return value < 0 if name == "local_steps" else not value
 
 
 def _count_or_fraction(value: float) -> int | float:

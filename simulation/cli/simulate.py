@@ -30,14 +30,33 @@ def command(
         None, "--rounds", min=1, help="Server rounds (default: the task's recipe)."
     ),
     local_epochs: int = typer.Option(
-        None, "--local-epochs", min=1, help="(default: the task's recipe)"
+        None,
+        "--local-epochs",
+        min=1,
+        help="Epochs per round instead of the recipe's DP steps (default: the "
+        "task's recipe).",
+    ),
+    local_steps: int = typer.Option(
+        None,
+        "--local-steps",
+        min=0,
+        help="DP steps per round; 0 = --local-epochs epochs (default: the "
+        "task's recipe, e.g. 10).",
     ),
     batch_size: int = typer.Option(
         None,
         "--batch-size",
         min=1,
         help="Expected patients per DP step (default: the task's recipe, e.g. "
-        "half of each hospital's patients).",
+        "a tenth of each hospital's patients).",
+    ),
+    sample_rate: float = typer.Option(
+        None,
+        "--sample-rate",
+        min=0.0,
+        max=1.0,
+        help="Expected fraction of each hospital's patients per DP step, when "
+        "--batch-size is not given (default: the task's recipe, e.g. 0.1).",
     ),
     lr: float = typer.Option(
         None, "--lr", help="Local learning rate (default: the task's recipe)."
@@ -176,7 +195,9 @@ def command(
         for key, value in (
             ("num_server_rounds", rounds),
             ("local_epochs", local_epochs),
+            ("local_steps", local_steps),
             ("batch_size", batch_size),
+            ("sample_rate", _sample_rate(sample_rate)),
             ("learning_rate", lr),
             ("server_learning_rate", server_lr),
             ("server_lr_schedule", server_lr_schedule),
@@ -329,3 +350,11 @@ def _fmt(value: Any) -> str:
     from simulation.report import fmt
 
     return fmt(value)
+
+
+def _sample_rate(rate: float | None) -> float | None:
+    if rate == 0:
+        raise typer.BadParameter(
+            "expected a fraction in (0, 1]", param_hint="--sample-rate"
+        )
+    return rate

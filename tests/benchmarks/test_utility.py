@@ -76,8 +76,11 @@ def test_readme_headline_puts_the_arms_of_a_guarantee_on_one_line(
     readme.write_text("# fedcare\n\nintro\n")
     report = _report()
     report["hospital_checks"] = [
-        {"setting": "ecg-arrhythmia patient eps8", "metric": "auroc",
-         "worse_federated_than_local": [[{"hospital": "h2"}], []]}  # fmt: skip
+        {
+            "setting": "ecg-arrhythmia patient eps8",
+            "metric": "auroc",
+            "worse_federated_than_local": [[{"hospital": "h2"}], []],
+        }  # fmt: skip
     ]
     utility_tables.write_readme(report, readme)
     utility_tables.write_readme(report, readme)

@@ -291,6 +291,13 @@ def test_example_level_takes_the_recipes_example_keys_unless_set() -> None:
     # FedAdam keeps its own local optimiser; 0 steps (epochs) is a set value
     assert chosen.local_optimizer == "sgd" and chosen.sample_rate == 0.05
     assert chosen.local_steps == 0
+    # asking for epochs (and no steps) trains epochs, at either unit
+    epochs = RunConfig(task="ecg-arrhythmia", local_epochs=2)
+    for unit in ("patient", "example"):
+        run = epochs.for_unit(unit)
+        assert (run.local_epochs, run.local_steps) == (2, 0), unit
+    both = RunConfig(local_epochs=2, local_steps=3).resolved()
+    assert (both.local_epochs, both.local_steps) == (2, 3)
     # a task without an example variant is unchanged
     icu = RunConfig(task="icu-los")
     assert icu.for_unit("example") == icu.resolved()

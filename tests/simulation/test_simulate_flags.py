@@ -91,3 +91,38 @@ def test_secagg_beyond_the_pooled_evaluations_bound_is_refused_before_round_1(
         simulate(opts)
 
     assert not (tmp_path / "run" / "history.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "steps", "epochs", "rate"),
+    [
+        ([], 10, 1, 0.1),  # the recipe's
+        (["--local-epochs", "2"], 0, 2, 0.1),  # epochs asked for: no steps
+        (["--local-steps", "4", "--sample-rate", "0.25"], 4, 1, 0.25),
+    ],
+)
+def test_local_training_flags_reach_the_run_config(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    steps: int,
+    epochs: int,
+    rate: float,
+) -> None:
+    import simulation.runner
+
+    seen: list[SimulationOptions] = []
+
+    def fake(opts: SimulationOptions, *args: object, **kwargs: object) -> None:
+        seen.append(opts)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(simulation.runner, "simulate", fake)
+    result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "s"), *flags])
+    assert result.exit_code == 0, result.output
+    run = seen[0].run
+    assert (run.local_steps, run.local_epochs, run.sample_rate) == (
+        steps,
+        epochs,
+        rate,
+    )
