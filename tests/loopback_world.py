@@ -210,13 +210,16 @@ def provision(
     )
 
 
-def start_superlink(c: Consortium) -> None:
-    """The operator's SuperLink and proxy; then the hospitals' keys registered."""
+def start_superlink(c: Consortium, database: str | None = None) -> None:
+    """The operator's SuperLink and proxy; then the hospitals' keys registered.
+
+    ``database``: the SuperLink's ``--database`` (default a SQLite file in
+    the consortium's folder, as an operator runs it)."""
     c.superlink = c.start(
         ["sh", str(c.out / "operator" / "start-superlink.sh")],
         "superlink.log",
         FEDCARE_SUPERLINK_HOST="127.0.0.1",
-        FEDCARE_SUPERLINK_DB=str(c.root / "superlink.db"),
+        FEDCARE_SUPERLINK_DB=database or str(c.root / "superlink.db"),
     )
     assert shutil.which("nginx") or Path("/usr/sbin/nginx").exists(), (
         "the proxy needs nginx: apt-get install nginx-light (deploy/system-deps.sh)"
