@@ -32,14 +32,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
     from flwr.common import FitRes, Status, ndarrays_to_parameters
     from flwr.common import parameters_to_ndarrays as to_arrays
-    from flwr.server.strategy import FedAdam, FedAvg
+    from flwr.server.strategy import FedAdam, FedAvg, FedAvgM
     from sklearn.metrics import roc_auc_score
 
     from client.federated import scores_and_labels
     from client.privacy import PrivacyBudget, PrivacyLedger, Units, sample_rate_for
     from client.privacy import steps_per_epoch as per_epoch
     from client.tasks import get_task
-    from client.training import PrivateRun, TrainConfig, train
+    from client.training import OptimizerCarry, PrivateRun, TrainConfig, train
     from shared_models import create_model
     from shared_models.export import get_weights, set_weights
 
@@ -66,8 +66,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             beta_2=args.beta2,
             **common,
         )
+    elif args.server_momentum or args.strategy == "fedavgm":
+        strategy = FedAvgM(
+            server_learning_rate=args.server_lr,
+            server_momentum=args.server_momentum,
+            **common,
+        )
     else:
         strategy = FedAvg(**common)
+    carries = [OptimizerCarry() for _ in dirs]
     tmp = Path(tempfile.mkdtemp())
     ledgers = [
         PrivacyLedger.open(tmp / f"{i}.jsonl", PrivacyBudget(1e6, 1e-5), f"h{i}")
@@ -75,6 +82,47 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     ]
     history = []
     averages = Averages(args.ema, args.tail)
+
+    def judge(w: list) -> tuple[float, list[float]]:
+        model = build(False)
+        set_weights(model, w)
+        judged = [scores_and_labels(task, model, p.test) for p in preps]
+        scores = np.concatenate([s for s, _ in judged])
+        ys = np.concatenate([y for _, y in judged])
+        per = [round(float(roc_auc_score(y, s)), 4) for s, y in judged]
+        return float(roc_auc_score(ys, scores)), per
+
+    alone: dict[str, Any] = {}
+    if args.alone:  # each hospital alone: all the run's steps, Adam, own budget
+        steps = args.rounds * args.local_steps
+        own, pooled_of = [], []
+        for i, prep in enumerate(preps):
+            fit = task.fit_arrays(prep)
+            model = build(not args.no_dp)
+            set_weights(model, weights)
+            config = TrainConfig(
+                steps=steps,
+                sample_rate=args.sample_rate,
+                lr=args.alone_lr or args.local_lr,
+                optimizer="adam",
+                max_grad_norm=args.clip,
+                seed=args.seed + i,
+                loss_kwargs=task.loss_kwargs(),
+            )
+            ledger = PrivacyLedger.open(
+                tmp / f"alone{i}.jsonl", PrivacyBudget(1e6, 1e-5), f"a{i}"
+            )
+            private = None
+            if not args.no_dp:
+                private = PrivateRun(
+                    ledger, "alone", args.epsilon, privacy_unit=args.unit
+                )
+            train(model, fit.x, fit.y, config, private, groups=fit.groups)
+            pooled, per = judge(get_weights(model))
+            own.append(per[i])
+            pooled_of.append(round(pooled, 4))
+        alone = {"local_only": own, "single_pooled": pooled_of}
+        print(json.dumps({"alone": alone}), flush=True)
     for rnd in range(1, args.rounds + 1):
         if args.strategy == "fedadam":
             strategy.eta = args.server_lr * lr_factor(args.lr_schedule, rnd)
@@ -108,7 +156,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     planned_steps=args.rounds * steps,
                     privacy_unit=args.unit,
                 )
-            train(model, fit.x, fit.y, config, private, groups=fit.groups)
+            train(
+                model,
+                fit.x,
+                fit.y,
+                config,
+                private,
+                groups=fit.groups,
+                carry=carries[i] if args.keep_state else None,
+            )
             res = FitRes(
                 Status(code=0, message=""),
                 ndarrays_to_parameters(get_weights(model)),
@@ -120,15 +176,6 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         weights = to_arrays(params)
         averages.add(weights)
 
-        def judge(w: list) -> tuple[float, list[float]]:
-            model = build(False)
-            set_weights(model, w)
-            judged = [scores_and_labels(task, model, p.test) for p in preps]
-            scores = np.concatenate([s for s, _ in judged])
-            ys = np.concatenate([y for _, y in judged])
-            per = [round(float(roc_auc_score(y, s)), 3) for s, y in judged]
-            return float(roc_auc_score(ys, scores)), per
-
         pooled, per = judge(weights)
         row = {
             "round": rnd,
@@ -138,6 +185,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         }
         for name, avg in averages.models().items():
             row[f"pooled_{name}"], row[f"hospitals_{name}"] = judge(avg)
+        if alone:
+            row["best_single"] = max(alone["single_pooled"])
+            row["worse_than_alone"] = sum(
+                f < a for f, a in zip(per, alone["local_only"], strict=True)
+            )
         history.append(row)
         print(json.dumps(row), flush=True)
     return history
@@ -192,8 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-rate", type=float, default=0.5)
     parser.add_argument("--local-lr", type=float, default=1.0)
     parser.add_argument("--local-optimizer", default="sgd")
-    parser.add_argument("--strategy", default="fedadam", choices=("fedadam", "fedavg"))
-    parser.add_argument("--server-lr", type=float, default=0.05)
+    parser.add_argument(
+        "--strategy", default="fedadam", choices=("fedadam", "fedavg", "fedavgm")
+    )
+    parser.add_argument(
+        "--server-lr", type=float, default=0.05, help="FedAdam's or FedAvgM's"
+    )
+    parser.add_argument(
+        "--server-momentum", type=float, default=0.0, help="FedAvgM's momentum"
+    )
+    parser.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="each hospital keeps its local optimizer's state across rounds",
+    )
     parser.add_argument("--clip", type=float, default=0.3)
     parser.add_argument("--tau", type=float, default=1e-6, help="FedAdam's epsilon")
     parser.add_argument("--beta2", type=float, default=0.99, help="FedAdam's beta_2")
@@ -216,6 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="runs (noise draws; the DP noise is secret, so each run differs)",
     )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="also train each hospital alone (rounds x local-steps Adam steps): "
+        "local-only AUROCs and the best single hospital's pooled AUROC",
+    )
+    parser.add_argument(
+        "--alone-lr", type=float, default=0.0, help="[default: --local-lr]"
+    )
     parser.add_argument("--epsilon", type=float, default=2.0)
     parser.add_argument("--unit", default="patient")
     parser.add_argument("--no-dp", action="store_true")
@@ -234,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         last = run(args)[-1]
         for key, value in last.items():
-            if key.startswith("pooled"):
+            if key.startswith("pooled") or key in ("best_single", "worse_than_alone"):
                 finals.setdefault(key, []).append(round(value, 4))
         print(json.dumps({"final": {k: v[-1] for k, v in finals.items()}}))
     summary = {

@@ -190,6 +190,18 @@ def _loader(
     )
 
 
+@dataclass
+class OptimizerCarry:
+    """The local optimizer's state, carried from one training call to the next.
+
+    A hospital keeps it between rounds (it never leaves the hospital); under
+    DP it is a function of the noised gradients only, i.e. post-processing.
+    ``state`` is ``None`` until a call has trained.
+    """
+
+    state: dict[str, Any] | None = None
+
+
 def train(
     model: nn.Module,
     x: np.ndarray,
@@ -197,12 +209,15 @@ def train(
     config: TrainConfig,
     private: PrivateRun | None = None,
     groups: np.ndarray | None = None,
+    carry: OptimizerCarry | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on ``(x, y)``; return training metrics.
 
     With ``private`` the model must be built with ``dp=True``; the noise is
     calibrated once per run id, the call is refused before it starts when the
     budget cannot pay for it, and the steps taken are charged to the ledger.
+    With ``carry`` the optimizer starts from ``carry.state`` (when set) and
+    leaves its state there.
     """
     if len(x) == 0:
         raise ConfigError("no training examples")
@@ -213,12 +228,20 @@ def train(
         [p.detach().clone() for p in model.parameters()] if config.proximal_mu else None
     )
     optimizer = _optimizer(model, config)
+    if carry is not None and carry.state is not None:
+        optimizer.load_state_dict(carry.state)
+        for group in optimizer.param_groups:  # this call's rate, not the saved one
+            group["lr"] = config.lr
     if private is None:
         loader = _loader(x, y, min(config.plain_batch(), len(x)), True, config.seed)
-        return _run_epochs(model, optimizer, loader, config, device, reference)
-    return _train_private(
-        model, optimizer, x, y, groups, config, device, reference, private
-    )
+        out = _run_epochs(model, optimizer, loader, config, device, reference)
+    else:
+        out = _train_private(
+            model, optimizer, x, y, groups, config, device, reference, private
+        )
+    if carry is not None:
+        carry.state = optimizer.state_dict()
+    return out
 
 
 def _train_private(

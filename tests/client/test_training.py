@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +307,29 @@ def test_sgd_has_no_momentum_unless_asked() -> None:
     heavy = _optimizer(model, TrainConfig(optimizer="sgd", lr=1.0, momentum=0.9))
     assert plain.param_groups[0]["momentum"] == 0.0
     assert heavy.param_groups[0]["momentum"] == 0.9
+
+
+def test_a_carried_optimizer_state_continues_across_calls(tmp_path: Path) -> None:
+    from client.training import OptimizerCarry
+
+    x, y = _data()
+    config = TrainConfig(epochs=5, steps=3, batch_size=16, lr=1e-2, seed=3)
+    run = PrivateRun(
+        _ledger(tmp_path), "r", 2.0, planned_steps=6, privacy_unit="example"
+    )
+    carry = OptimizerCarry()
+    train(_model(dp=True), x, y, config, run, carry=carry)
+    assert carry.state is not None
+    first = [float(s["step"]) for s in carry.state["state"].values()]
+    assert first and set(first) == {3.0}  # Adam's step count, per parameter
+    moment = carry.state["state"][0]["exp_avg"].clone()
+    # a new model (the next round's global weights), the same carried state
+    faster = replace(config, lr=5e-2)
+    train(_model(dp=True), x, y, faster, run, carry=carry)
+    assert {float(s["step"]) for s in carry.state["state"].values()} == {6.0}
+    assert carry.state["param_groups"][0]["lr"] == 5e-2  # the call's rate, not saved
+    assert not torch.equal(carry.state["state"][0]["exp_avg"], moment)
+    # without a carry every call starts Adam afresh (the recipe's default)
+    fresh = OptimizerCarry()
+    train(_model(dp=False), x, y, config, None, carry=fresh)
+    assert fresh.state is not None and fresh.state["state"]
