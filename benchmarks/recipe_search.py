@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     alone: dict[str, Any] = {}
     if args.alone:  # each hospital alone: all the run's steps, Adam, own budget
-        steps = args.rounds * args.local_steps
+        steps = args.alone_steps or args.rounds * args.local_steps
         own, pooled_of = [], []
         for i, prep in enumerate(preps):
             fit = task.fit_arrays(prep)
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             set_weights(model, weights)
             config = TrainConfig(
                 steps=steps,
-                sample_rate=args.sample_rate,
+                sample_rate=args.alone_sample_rate or args.sample_rate,
                 lr=args.alone_lr or args.local_lr,
                 optimizer="adam",
                 max_grad_norm=args.clip,
@@ -288,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--alone-lr", type=float, default=0.0, help="[default: --local-lr]"
+    )
+    parser.add_argument(
+        "--alone-steps", type=int, default=0, help="[default: rounds x local-steps]"
+    )
+    parser.add_argument(
+        "--alone-sample-rate", type=float, default=0.0, help="[default: --sample-rate]"
     )
     parser.add_argument("--epsilon", type=float, default=2.0)
     parser.add_argument("--unit", default="patient")

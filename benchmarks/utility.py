@@ -91,10 +91,45 @@ def metric_names(task: str) -> tuple[str, ...]:
     return ("auroc", "auprc", "f1")
 
 
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``--set num-server-rounds=12`` pairs as typed ``RunConfig`` fields."""
+    from dataclasses import fields
+
+    from shared_models.run_config import RunConfig
+
+    types = {f.name: f.type for f in fields(RunConfig)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        name = key.strip().replace("-", "_")
+        if not sep or name not in types or name in ("task", "seed", "dp"):
+            raise SystemExit(
+                f"--set: expected KEY=VALUE of the run config, got {pair!r}"
+            )
+        kind = {"int": int, "float": float, "str": str}.get(str(types[name]))
+        if kind is None:
+            raise SystemExit(f"--set: {key} cannot be set here")
+        try:
+            out[name] = kind(value)
+        except ValueError:
+            raise SystemExit(
+                f"--set: {key} expects {kind.__name__}, got {value!r}"
+            ) from None
+    return out
+
+
 def run_seed(
-    setting: Setting, seed: int, work: Path, scale: float, hospitals: int
+    setting: Setting,
+    seed: int,
+    work: Path,
+    scale: float,
+    hospitals: int,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every arm of ``setting`` for one seed: {arm: pooled metrics, ...}."""
+    """Every arm of ``setting`` for one seed: {arm: pooled metrics, ...}.
+
+    ``overrides`` are run-configuration keys (``RunConfig`` fields) set for
+    the federation and, through it, for the local-only arm (``--set``)."""
     from dataclasses import replace
 
     from shared_models.run_config import RunConfig
@@ -108,6 +143,7 @@ def run_seed(
         dp=dp,
         secagg=True,
         run_epsilon=setting.epsilon or 2.0,
+        **(overrides or {}),
     )
     out = work / f"{setting.task}-{setting.unit or 'none'}-{setting.epsilon}-{seed}"
     opts = SimulationOptions(
@@ -242,6 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     parser.add_argument("--work", type=Path, default=None, help="Run folders")
     parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run-config keys for every setting, e.g. num-server-rounds=12 "
+        "sample-rate=0.2 (the local-only arm follows the federation's)",
+    )
+    parser.add_argument(
         "--markdown", type=Path, default=None, help="Regenerate this table file"
     )
     parser.add_argument(
@@ -340,7 +384,9 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         for seed in seeds:
             log.info("%s, seed %d ...", setting.label, seed)
             t0 = time.monotonic()
-            result = run_seed(setting, seed, work, scale, args.hospitals)
+            result = run_seed(
+                setting, seed, work, scale, args.hospitals, parse_sets(args.set)
+            )
             per_seed.append(result)
             timings.append(
                 {
