@@ -76,10 +76,17 @@ def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
     # recipe; a server lr the operator chose is the rate under FedAdam over
     # local SGD, else the hospitals' own.
     fedadam = run.strategy == "fedadam" and run.local_optimizer == "sgd"
+    steps = run.num_server_rounds * run.local_steps
+    # in epochs of the sample rate when the run counts steps (as Recipe.epochs)
+    epochs = (
+        max(1, round(steps * run.sample_rate))
+        if steps > 0
+        else run.num_server_rounds * run.local_epochs
+    )
     return task.recommended_config(
         dp,
-        epochs=run.num_server_rounds * run.local_epochs,
-        steps=run.num_server_rounds * run.local_steps,
+        epochs=epochs,
+        steps=steps,
         batch_size=run.batch_size,
         sample_rate=run.sample_rate,
         lr=_alone_lr(run) if fedadam else run.learning_rate,

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from client.privacy import PrivacyBudget, PrivacyLedger
 from shared_models.errors import ConfigError
+from shared_models.recipe import recipe_of
 from shared_models.run_config import RunConfig
 from simulation.cli.main import app
 from simulation.runner import SimulationOptions, check_budgets
@@ -93,11 +94,14 @@ def test_secagg_beyond_the_pooled_evaluations_bound_is_refused_before_round_1(
     assert not (tmp_path / "run" / "history.json").exists()
 
 
+ECG = recipe_of("ecg-arrhythmia")
+
+
 @pytest.mark.parametrize(
     ("flags", "steps", "epochs", "rate"),
     [
-        ([], 10, 1, 0.1),  # the recipe's
-        (["--local-epochs", "2"], 0, 2, 0.1),  # epochs asked for: no steps
+        ([], ECG.local_steps, 1, ECG.sample_rate),  # the recipe's
+        (["--local-epochs", "2"], 0, 2, ECG.sample_rate),  # epochs: no steps
         (["--local-steps", "4", "--sample-rate", "0.25"], 4, 1, 0.25),
     ],
 )
