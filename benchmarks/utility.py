@@ -374,6 +374,7 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             known = ", ".join(c.label for c in chosen)
             raise SystemExit(f"--only: unknown setting(s) {sorted(unknown)}; {known}")
         chosen = [c for c in chosen if c.label in args.only]
+    overrides = parse_sets(args.set)  # a bad --set fails before any run
     work = args.work or Path(tempfile.mkdtemp(prefix="fedcare-utility-"))
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
@@ -384,9 +385,7 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         for seed in seeds:
             log.info("%s, seed %d ...", setting.label, seed)
             t0 = time.monotonic()
-            result = run_seed(
-                setting, seed, work, scale, args.hospitals, parse_sets(args.set)
-            )
+            result = run_seed(setting, seed, work, scale, args.hospitals, overrides)
             per_seed.append(result)
             timings.append(
                 {

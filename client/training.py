@@ -194,9 +194,11 @@ def _loader(
 class OptimizerCarry:
     """The local optimizer's state, carried from one training call to the next.
 
-    A hospital keeps it between rounds (it never leaves the hospital); under
-    DP it is a function of the noised gradients only, i.e. post-processing.
-    ``state`` is ``None`` until a call has trained.
+    Kept by the caller between rounds and never sent; under DP it is a
+    function of the noised gradients only, i.e. post-processing. Only
+    ``benchmarks/recipe_search.py --keep-state`` uses it: the ClientApp starts
+    Adam afresh each round (carried, it learnt no better; docs/benchmarks.md,
+    row 42). ``state`` is ``None`` until a call has trained.
     """
 
     state: dict[str, Any] | None = None

@@ -49,6 +49,16 @@ def server_lr_at(lr: float, schedule: str, server_round: int) -> float:
     return lr
 
 
+def run_epochs(
+    rounds: int, local_steps: int, local_epochs: int, sample_rate: float
+) -> int:
+    """Epochs of a whole run: its steps in epochs of ``sample_rate`` when it
+    counts steps (``local_steps`` > 0), else ``rounds`` x ``local_epochs``."""
+    if local_steps > 0:
+        return max(1, round(rounds * local_steps * sample_rate))
+    return rounds * local_epochs
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A task's private training recipe (see the module docstring)."""
@@ -97,9 +107,9 @@ class Recipe:
     @property
     def epochs(self) -> int:
         """Epochs a hospital trains in a whole run (alone: all of them)."""
-        if self.local_steps:
-            return max(1, round(self.rounds * self.local_steps * self.sample_rate))
-        return self.rounds * self.local_epochs
+        return run_epochs(
+            self.rounds, self.local_steps, self.local_epochs, self.sample_rate
+        )
 
     @property
     def steps(self) -> int:

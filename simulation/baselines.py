@@ -34,7 +34,7 @@ from client.training import PrivateRun, TrainConfig, predict, train
 from server import evaluation
 from shared_models import create_model, pooled
 from shared_models.metrics import counts_metrics
-from shared_models.recipe import recipe_of
+from shared_models.recipe import recipe_of, run_epochs
 from shared_models.run_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,12 @@ def _config(run: RunConfig, task: Any, dp: bool) -> TrainConfig:
     # recipe; a server lr the operator chose is the rate under FedAdam over
     # local SGD, else the hospitals' own.
     fedadam = run.strategy == "fedadam" and run.local_optimizer == "sgd"
-    steps = run.num_server_rounds * run.local_steps
-    # in epochs of the sample rate when the run counts steps (as Recipe.epochs)
-    epochs = (
-        max(1, round(steps * run.sample_rate))
-        if steps > 0
-        else run.num_server_rounds * run.local_epochs
-    )
     return task.recommended_config(
         dp,
-        epochs=epochs,
-        steps=steps,
+        epochs=run_epochs(
+            run.num_server_rounds, run.local_steps, run.local_epochs, run.sample_rate
+        ),
+        steps=run.num_server_rounds * run.local_steps,
         batch_size=run.batch_size,
         sample_rate=run.sample_rate,
         lr=_alone_lr(run) if fedadam else run.learning_rate,

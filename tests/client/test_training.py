@@ -329,7 +329,7 @@ def test_a_carried_optimizer_state_continues_across_calls(tmp_path: Path) -> Non
     assert {float(s["step"]) for s in carry.state["state"].values()} == {6.0}
     assert carry.state["param_groups"][0]["lr"] == 5e-2  # the call's rate, not saved
     assert not torch.equal(carry.state["state"][0]["exp_avg"], moment)
-    # without a carry every call starts Adam afresh (the recipe's default)
+    # the non-private path leaves its state in the carry too
     fresh = OptimizerCarry()
     train(_model(dp=False), x, y, config, None, carry=fresh)
     assert fresh.state is not None and fresh.state["state"]
