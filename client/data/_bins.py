@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Stays forward-filled at a time (memory only: the result does not depend on it).
+FILL_BLOCK = 4096
+
 
 def bin_hourly(
     values: list[np.ndarray],
@@ -41,9 +44,14 @@ def bin_hourly(
         mean = np.divide(sums, counts, out=sums)  # in place: one bin array less
         mean[~observed] = np.nan
         del counts
-        last = np.where(observed, np.arange(hours, dtype=np.int32)[None, :], 0)
-        np.maximum.accumulate(last, axis=1, out=last)
-        x[:, :, k] = np.take_along_axis(mean, last, axis=1)
-        del mean, last
+        # forward fill, a block of stays at a time: its index and gathered
+        # values are then a block's size, not two more full-size arrays
+        hour_index = np.arange(hours, dtype=np.int32)[None, :]
+        for lo in range(0, n_stays, FILL_BLOCK):
+            hi = min(lo + FILL_BLOCK, n_stays)
+            last = np.where(observed[lo:hi], hour_index, 0)
+            np.maximum.accumulate(last, axis=1, out=last)
+            x[lo:hi, :, k] = np.take_along_axis(mean[lo:hi], last, axis=1)
+        del mean
         missing.append(float(1 - observed.mean()))
     return x, missing

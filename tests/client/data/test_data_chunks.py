@@ -243,3 +243,19 @@ def test_bad_chunk_rows_setting_is_refused(tmp_path: Path, raw: str) -> None:
         os.environ[CHUNK_ROWS_ENV] = raw
         with pytest.raises(DataError, match=rf"{CHUNK_ROWS_ENV}='{raw}'.*>= 1"):
             load_beats(path)
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_vitals_forward_fill_block_does_not_change_the_bins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    # three stays with empty hours (s1: hours 1-2, s2: hour 1): filled a stay
+    # (or two) at a time, the bins are those of one block holding every stay
+    import client.data._bins as bins
+
+    path = _vitals(tmp_path, vitals_frame())
+    whole = outcome(lambda: load_vitals(path, hours=6))
+    assert whole[0] == "ok" and whole[1]["x"][1] == (3, 6, 2)
+    assert bins.FILL_BLOCK > 3
+    monkeypatch.setattr(bins, "FILL_BLOCK", block)
+    assert outcome(lambda: load_vitals(path, hours=6)) == whole
