@@ -208,7 +208,9 @@ def command(
         ):
             if value is not None:
                 overrides[key] = value
-        run = replace(RunConfig(), **overrides).resolved()
+        # the unit's variant of the recipe fills the keys left unset (resolving
+        # first would fill them from the patient-level recipe instead)
+        run = replace(RunConfig(), **overrides).for_unit(privacy_unit)
         url = _start_dashboard(out, dashboard_port) if dashboard else ""
         opts = SimulationOptions(
             out=out,

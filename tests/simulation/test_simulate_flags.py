@@ -101,6 +101,12 @@ ECG = recipe_of("ecg-arrhythmia")
     ("flags", "steps", "epochs", "rate"),
     [
         ([], ECG.local_steps, 1, ECG.sample_rate),  # the recipe's
+        (  # the recipe's example-level variant
+            ["--privacy-unit", "example"],
+            ECG.example["local-steps"],
+            1,
+            ECG.example["sample-rate"],
+        ),
         (["--local-epochs", "2"], 0, 2, ECG.sample_rate),  # epochs: no steps
         (["--local-steps", "4", "--sample-rate", "0.25"], 4, 1, 0.25),
     ],
@@ -129,4 +135,8 @@ def test_local_training_flags_reach_the_run_config(
         steps,
         epochs,
         rate,
+    )
+    example = "example" in flags
+    assert run.num_server_rounds == (
+        ECG.example["num-server-rounds"] if example else ECG.rounds
     )
