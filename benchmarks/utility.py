@@ -179,9 +179,7 @@ def run_seed(
     ]
     # the alone arms train as the federation's hospitals did: the recipe's
     # variant for this unit, with the --set keys
-    run = replace(
-        run.for_unit(setting.unit or "patient"), run_name=summary["run_name"]
-    )
+    run = replace(run.for_unit(setting.unit or "patient"), run_name=summary["run_name"])
     start = time.monotonic()
     local = baselines.all_local_only(run, sites, cross=True)
     result["local_s"] = round(time.monotonic() - start, 1)
