@@ -65,7 +65,19 @@ def _break_state_json(out: Path) -> None:
     ("change", "extra", "message"),
     [
         ("dp off", ("--no-dp",), r"other training settings .*dp True -> False"),
-        ("unit", ("--privacy-unit", "example"), r"privacy-unit 'patient' -> 'exam"),
+        (  # the patient recipe's steps and rate, else the example variant's
+            "unit",  # differ too and are refused first
+            (
+                "--privacy-unit",
+                "example",
+                "--local-steps",
+                "10",
+                "--sample-rate",
+                "0.2",
+            ),
+            r"privacy-unit 'patient' -> 'exam",
+        ),
+        ("unit, variant", ("--privacy-unit", "example"), r"local-steps 10 -> 20"),
         ("task", ("--task", "icu-deterioration"), r"task 'ecg-arrhythmia' -> 'icu"),
         ("batch", ("--batch-size", "7"), r"batch-size \d+ -> 7"),
         ("run epsilon", ("--run-epsilon", "1"), r"run-epsilon 2.0 -> 1.0"),
