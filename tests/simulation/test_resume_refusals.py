@@ -17,10 +17,12 @@ from typer.testing import CliRunner
 from server import audit, checkpoint
 from shared_models.errors import ConfigError
 from shared_models.export import ModelCard, arrays_hash
+from shared_models.recipe import recipe_of
 from shared_models.run_config import RunConfig
 from simulation.cli.main import app
 
 CARD = tiny_card("ecg-arrhythmia")
+ECG = recipe_of("ecg-arrhythmia")  # the run below starts on its patient recipe
 NODE = {"privacy-unit": "patient", "epsilon": 8.0, "delta": 1e-5}
 
 
@@ -71,13 +73,17 @@ def _break_state_json(out: Path) -> None:
                 "--privacy-unit",
                 "example",
                 "--local-steps",
-                "10",
+                str(ECG.local_steps),
                 "--sample-rate",
-                "0.2",
+                str(ECG.sample_rate),
             ),
             r"privacy-unit 'patient' -> 'exam",
         ),
-        ("unit, variant", ("--privacy-unit", "example"), r"local-steps 10 -> 20"),
+        (
+            "unit, variant",
+            ("--privacy-unit", "example"),
+            rf"local-steps {ECG.local_steps} -> {ECG.example['local-steps']}",
+        ),
         ("task", ("--task", "icu-deterioration"), r"task 'ecg-arrhythmia' -> 'icu"),
         ("batch", ("--batch-size", "7"), r"batch-size \d+ -> 7"),
         ("run epsilon", ("--run-epsilon", "1"), r"run-epsilon 2.0 -> 1.0"),
